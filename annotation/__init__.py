@@ -1,0 +1,1 @@
+"""Annotation loop: push samples to annotators, pull preferences back."""

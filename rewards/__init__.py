@@ -1,0 +1,1 @@
+"""Reward functions, reward models and their registry."""

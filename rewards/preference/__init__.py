@@ -1,0 +1,1 @@
+"""Bradley–Terry preference reward models: training (stage ``reward_model``) and scoring."""

@@ -1,0 +1,8 @@
+"""RLHF alignment and reward-modeling toolkit."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("rlhf-toolkit")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.0.0+source"

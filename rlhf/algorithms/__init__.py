@@ -1,0 +1,1 @@
+"""Algorithms as stage kinds: offline trainers over TRL (sft, dpo) and, later, the RL engine's."""

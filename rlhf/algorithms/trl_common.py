@@ -1,0 +1,74 @@
+"""What every TRL-backed stage shares: records → dataset, config, MLflow callback, resume, save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rlhf.stages.base import StageContext
+from rlhf.stages.options import DataOptions, ModelOptions, merged_trainer_args
+
+# Defaults sized for CPU; every key can be overridden in the recipe's ``trainer:`` block.
+CPU_DEFAULTS: dict[str, Any] = {
+    "per_device_train_batch_size": 16,
+    "per_device_eval_batch_size": 32,
+    "learning_rate": 5e-4,
+    "num_train_epochs": 1,
+    "logging_steps": 5,
+    "save_strategy": "steps",
+    "save_steps": 50,
+    "save_total_limit": 2,
+    "disable_tqdm": True,
+    "use_cpu": False,
+    "dataloader_num_workers": 0,
+}
+
+
+def load_split(ctx: StageContext, path: str, kind: str, data: DataOptions, label: str) -> Any:
+    """Validated records of one split as a ``datasets.Dataset``; bad rows per ``on_bad_rows``."""
+    from rlhf.data import load_records, to_dataset
+
+    loaded = load_records(ctx.path(path), kind, on_bad_rows=data.on_bad_rows,
+                          rejected_path=ctx.stage_dir / f"rejected_{label}.jsonl")
+    if loaded.n_bad:
+        ctx.tracker.log_metrics({f"data/{label}_bad_rows": float(loaded.n_bad)}, step=0)
+    return to_dataset(loaded.rows)
+
+
+def trl_config(config_cls: type, ctx: StageContext, user: dict[str, Any],
+               defaults: dict[str, Any] | None = None) -> Any:
+    """Build a TRL config dataclass from our CPU defaults, stage defaults and the user's block."""
+    import torch
+
+    args = merged_trainer_args({**CPU_DEFAULTS, **(defaults or {})}, user)
+    args.setdefault("seed", ctx.seed)
+    if not torch.cuda.is_available():
+        args["use_cpu"] = True
+    return config_cls(output_dir=str(ctx.stage_dir / "checkpoints"), **args)
+
+
+def peft_config(model: ModelOptions, task_type: str) -> Any:
+    from rlhf.models import lora
+
+    return lora.to_peft_config(model.lora, task_type) if model.lora else None
+
+
+def callbacks(ctx: StageContext) -> list[Any]:
+    from rlhf.tracking.callback import MlflowMetricsCallback
+
+    return [MlflowMetricsCallback(ctx.tracker)]
+
+
+def train(trainer: Any, ctx: StageContext) -> Any:
+    """Train, continuing from the stage's last checkpoint when the runner found one."""
+    resume = str(ctx.checkpoint) if ctx.checkpoint else None
+    return trainer.train(resume_from_checkpoint=resume)
+
+
+def save(trainer: Any, tokenizer: Any, ctx: StageContext, model: ModelOptions) -> Path:
+    """Save the trained model (LoRA merged unless ``merge_lora: false``) to ``<stage>/model``."""
+    from rlhf.models import save_model
+
+    out = ctx.stage_dir / "model"
+    save_model(trainer.model, tokenizer, out, merge=model.merge_lora)
+    return out

@@ -1,0 +1,91 @@
+"""``rlhf run NAME_OR_PATH [key.path=value ...] [--run-dir DIR] [--resume RUN_DIR] [--dry-run]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from rlhf.cli.errors import Settings, cli_errors
+from rlhf.errors import UserError
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(
+    recipe: str = typer.Argument(None, help="Shipped recipe name or a YAML path "
+                                 "(optional with --resume: the saved recipe is used)."),
+    overrides: list[str] = typer.Argument(None, help="key.path=value overrides, "
+                                          "e.g. trainer.max_steps=20 policy.lora.r=8."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory "
+                                 "(default runs/<recipe>/<timestamp>)."),
+    resume: Path = typer.Option(None, "--resume", help="Resume this run directory: finished "
+                                "stages are skipped, an interrupted one continues from its "
+                                "last checkpoint."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate, resolve and print the "
+                                 "final config and the stage plan; compute nothing."),
+) -> None:
+    """Run a recipe: validate it, then run its stages, tracked in MLflow."""
+    from rlhf.recipe.loader import load_recipe
+    from rlhf.recipe.run_state import RECIPE_FILE
+    from rlhf.recipe.runner import run_recipe
+
+    with cli_errors():
+        if recipe is None:
+            if resume is None:
+                raise UserError("give a recipe name or path (rlhf recipes ls lists them), "
+                                "or --resume RUN_DIR")
+            recipe = str(resume / RECIPE_FILE)
+            if not Path(recipe).is_file():
+                raise UserError(f"{resume}: not a run directory (no {RECIPE_FILE})")
+        if resume is not None and run_dir is not None and resume != run_dir:
+            raise UserError("give either --run-dir or --resume, not both")
+        loaded = load_recipe(recipe, overrides or [])
+        if dry_run:
+            _print_plan(loaded)
+            return
+        outcome = run_recipe(loaded, run_dir=resume or run_dir, resume=resume is not None,
+                             debug=Settings.debug)
+        _print_summary(loaded, outcome)
+
+
+def _print_plan(recipe) -> None:  # noqa: ANN001 - Recipe
+    console.print(Syntax(yaml.safe_dump(recipe.to_dict(), sort_keys=False), "yaml",
+                         background_color="default"))
+    table = Table(title=f"Stage plan of {recipe.name}")
+    table.add_column("#")
+    table.add_column("stage")
+    table.add_column("kind")
+    table.add_column("what it does")
+    for i, s in enumerate(recipe.stages, 1):
+        table.add_row(str(i), s.name, s.kind, s.spec.description)
+    console.print(table)
+    console.print("[green]dry run: valid, nothing was computed[/green]")
+
+
+def _print_summary(recipe, outcome) -> None:  # noqa: ANN001
+    from rlhf.tracking import ui_command
+
+    table = Table(title=f"{recipe.name}: summary")
+    table.add_column("stage")
+    table.add_column("kind")
+    table.add_column("status")
+    table.add_column("results")
+    for s in recipe.stages:
+        result = outcome.results.get(s.name)
+        status = "skipped (done)" if s.name in outcome.skipped else "done"
+        lines = list(result.summary) if result and result.summary else [
+            f"{k} = {v:.4g}" for k, v in (result.metrics.items() if result else [])]
+        table.add_row(s.name, s.kind, status, "\n".join(lines))
+    console.print(table)
+    console.print(f"Run directory: {outcome.run_dir}")
+    if outcome.tracking_uri:
+        console.print(f"Open the MLflow UI on the results:\n  {ui_command(outcome.tracking_uri)}")

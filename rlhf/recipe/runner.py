@@ -1,0 +1,155 @@
+"""Run a validated recipe: stage by stage, tracked in MLflow, resumable from ``state.json``."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from rlhf.errors import UserError
+from rlhf.recipe.run_state import (
+    FAILED, FINISHED, INTERRUPTED, RECIPE_FILE, RUNNING, RunState, latest_checkpoint, load_state,
+    new_run_dir, save_state,
+)
+from rlhf.recipe.schema import Recipe, ResolvedStage
+from rlhf.stages.base import StageContext, StageResult
+
+
+@dataclass
+class RunOutcome:
+    """The result of a recipe run: where it lives, each stage's result, and the tracking store."""
+
+    run_dir: Path
+    results: dict[str, StageResult]
+    skipped: list[str]
+    tracking_uri: str | None
+    parent_run_id: str | None
+
+
+def stage_rewards(stage: ResolvedStage) -> list[dict[str, Any]]:
+    """The reward design of a stage, as ``[{name, weight, params}]`` (for the fingerprint)."""
+    rewards = getattr(stage.options, "rewards", None) or []
+    return [r.model_dump(mode="json") if hasattr(r, "model_dump") else dict(r) for r in rewards]
+
+
+def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:
+    """A resumed run must use the same resolved recipe it started with."""
+    saved_path = run_dir / RECIPE_FILE
+    if not saved_path.is_file():
+        return
+    from rlhf.tracking import flatten
+
+    saved = flatten(yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {})
+    now = flatten(recipe.to_dict())
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        shown = ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else "")
+        raise UserError(
+            f"{run_dir}: the recipe differs from the one this run started with ({shown}); "
+            "resume without a recipe argument to use the saved one, or start a new run"
+        )
+
+
+def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False,
+               console: Console | None = None, debug: bool = False) -> RunOutcome:
+    """Run every stage not yet finished. ``resume`` requires ``run_dir`` to hold a state file."""
+    from rlhf.tracking import RecipeTracker, flatten, resolve_uri, reward_fingerprint
+
+    console = console or Console(stderr=True)
+    if resume:
+        if run_dir is None:
+            raise UserError("--resume needs the run directory to resume")
+        state = load_state(run_dir)
+        check_resume_matches(recipe, run_dir)
+    else:
+        run_dir = run_dir or new_run_dir(recipe.name)
+        if (run_dir / "state.json").exists():
+            raise UserError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it")
+        state = RunState(recipe.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = recipe.to_dict()
+    (run_dir / RECIPE_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+
+    all_rewards = [r for s in recipe.stages for r in stage_rewards(s)]
+    uri = resolve_uri(recipe.tracking.uri) if recipe.tracking.enabled else None
+    tracker = RecipeTracker(
+        uri, recipe.tracking.experiment or recipe.name, run_name=f"{recipe.name}/{run_dir.name}",
+        tags={"rlhf.recipe": recipe.name, "rlhf.run_dir": str(run_dir.resolve()),
+              "rlhf.reward_fingerprint": reward_fingerprint(all_rewards)},
+        enabled=recipe.tracking.enabled)
+    state.parent_run_id = tracker.start(resume_run_id=state.parent_run_id)
+    save_state(run_dir, state)
+    tracker.log_params(flatten(resolved))
+
+    results: dict[str, StageResult] = {}
+    skipped: list[str] = []
+    status = "FINISHED"
+    try:
+        for stage in recipe.stages:
+            if state.finished(stage.name):
+                results[stage.name] = StageResult.from_json(state.stages[stage.name]["result"])
+                skipped.append(stage.name)
+                console.print(f"[dim]· {stage.name} ({stage.kind}): finished earlier, skipped[/dim]")
+                continue
+            results[stage.name] = _run_stage(recipe, stage, run_dir, state, tracker, console, debug)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        tracker.end(status)
+    return RunOutcome(run_dir, results, skipped, uri, state.parent_run_id)
+
+
+def _run_stage(recipe: Recipe, stage: ResolvedStage, run_dir: Path, state: RunState,
+               tracker: Any, console: Console, debug: bool) -> StageResult:
+    from rlhf.tracking import flatten, reward_fingerprint
+
+    stage_dir = run_dir / stage.name
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    previous = state.stages.get(stage.name, {})
+    checkpoint = latest_checkpoint(stage_dir) if previous else None
+    tags = {"rlhf.reward_fingerprint": reward_fingerprint(stage_rewards(stage)),
+            "rlhf.recipe": recipe.name}
+    stage_tracker = tracker.stage(stage.name, stage.kind, tags=tags,
+                                  resume_run_id=previous.get("mlflow_run_id"))
+    state.update(stage.name, status=RUNNING, kind=stage.kind, mlflow_run_id=stage_tracker.run_id)
+    save_state(run_dir, state)
+    stage_tracker.log_params(flatten(stage.to_dict()))
+    where = f" from {checkpoint.name}" if checkpoint else ""
+    console.print(f"[bold]▶ {stage.name}[/bold] ({stage.kind}){where}")
+    ctx = StageContext(stage.name, stage.kind, run_dir, stage_dir, recipe.seed, stage_tracker,
+                       checkpoint, debug)
+    try:
+        result = stage.spec.run(ctx, stage.options)
+    except KeyboardInterrupt:
+        state.update(stage.name, status=INTERRUPTED)
+        save_state(run_dir, state)
+        stage_tracker.close("KILLED")
+        raise
+    except BaseException as exc:
+        state.update(stage.name, status=FAILED, error=str(exc)[:2000])
+        save_state(run_dir, state)
+        (stage_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        stage_tracker.close("FAILED")
+        raise
+    if result.metrics:
+        history = getattr(stage_tracker, "history", None) or {}
+        last_step = max((pts[-1][0] for pts in history.values() if pts), default=0)
+        stage_tracker.log_metrics(result.metrics, step=last_step)
+    (stage_dir / "result.json").write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
+    stage_tracker.log_dict(result.to_json(), "result.json")
+    stage_tracker.close("FINISHED")
+    state.update(stage.name, status=FINISHED, result=result.to_json())
+    state.stages[stage.name].pop("error", None)
+    save_state(run_dir, state)
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:4])
+    console.print(f"  [green]✓[/green] {stage.name}: {shown}")
+    return result

@@ -1,0 +1,23 @@
+"""Stage kinds of recipes, registered by short name.
+
+Each name maps lazily to a :class:`rlhf.stages.base.StageSpec`; ``"module:attr"`` paths to users'
+own stage specs work too.
+"""
+
+from rlhf.registry import Registry
+from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
+
+STAGES: Registry[StageSpec] = Registry("stage kind")
+
+STAGES.register("synthetic_preferences", "rlhf.stages.synthetic:STAGE",
+                "Generate a synthetic preference task with a known ground-truth reward")
+STAGES.register("sft", "rlhf.algorithms.sft:STAGE",
+                "Supervised fine-tuning of a causal LM (TRL SFTTrainer)")
+STAGES.register("reward_model", "rewards.preference.trainer:STAGE",
+                "Bradley-Terry reward model on preference pairs (TRL RewardTrainer)")
+STAGES.register("dpo", "rlhf.algorithms.dpo:STAGE",
+                "Direct preference optimisation of a policy (TRL DPOTrainer)")
+STAGES.register("evaluate_policy", "rlhf.stages.evaluate:STAGE",
+                "Sample from policies and score them with a reward (before/after)")
+
+__all__ = ["STAGES", "StageContext", "StageOptions", "StageResult", "StageSpec"]
