@@ -60,7 +60,15 @@ def callbacks(ctx: StageContext) -> list[Any]:
 
 
 def train(trainer: Any, ctx: StageContext) -> Any:
-    """Train, continuing from the stage's last checkpoint when the runner found one."""
+    """Train with a progress bar, continuing from the stage's last checkpoint if there is one."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from rlhf.algorithms.progress import RichProgressCallback
+
+    if not ctx.debug:  # the bar replaces the per-step dict prints
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(RichProgressCallback(ctx.name))
     resume = str(ctx.checkpoint) if ctx.checkpoint else None
     return trainer.train(resume_from_checkpoint=resume)
 

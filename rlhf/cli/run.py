@@ -49,6 +49,10 @@ def run(
         if resume is not None and run_dir is not None and resume != run_dir:
             raise UserError("give either --run-dir or --resume, not both")
         loaded = load_recipe(recipe, overrides or [])
+        if not Settings.debug:
+            from rlhf.quiet import quiet_libraries
+
+            quiet_libraries()
         if dry_run:
             _print_plan(loaded)
             return
@@ -88,4 +92,6 @@ def _print_summary(recipe, outcome) -> None:  # noqa: ANN001
     console.print(table)
     console.print(f"Run directory: {outcome.run_dir}")
     if outcome.tracking_uri:
-        console.print(f"Open the MLflow UI on the results:\n  {ui_command(outcome.tracking_uri)}")
+        console.print("Open the MLflow UI on the results:")
+        console.print(f"  {ui_command(outcome.tracking_uri)}", soft_wrap=True, markup=False,
+                      highlight=False)

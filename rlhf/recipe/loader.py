@@ -14,7 +14,7 @@ from rlhf.recipe.catalog import shipped_recipes
 from rlhf.recipe.errors import describe_validation_error
 from rlhf.recipe.overrides import apply_overrides
 from rlhf.recipe.schema import NAME_PATTERN, Recipe, RecipeHeader, ResolvedStage
-from rlhf.stages.base import check_passthrough, references
+from rlhf.stages.base import StageSpec, check_passthrough, references
 
 
 def read_recipe_text(name_or_path: str) -> tuple[str, str]:
@@ -85,6 +85,9 @@ def _validate_stage(raw: dict[str, Any], index: int, earlier: list[ResolvedStage
         spec = STAGES.get(kind)
     except RegistryError as exc:
         raise RecipeError(f"{source}: {where}.kind: {exc}") from None
+    if not isinstance(spec, StageSpec):
+        raise RecipeError(f"{source}: {where}.kind: {kind!r} is not a StageSpec "
+                          f"(got {type(spec).__name__})")
     try:
         options = spec.options.model_validate(body)
     except ValidationError as exc:
