@@ -58,7 +58,7 @@ def check_resume_matches(recipe: Recipe, run_dir: Path) -> None:
 def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False,
                console: Console | None = None, debug: bool = False) -> RunOutcome:
     """Run every stage not yet finished. ``resume`` requires ``run_dir`` to hold a state file."""
-    from rlhf.tracking import RecipeTracker, flatten, resolve_uri, reward_fingerprint
+    from rlhf.tracking import RecipeTracker, flatten, redact_tree, resolve_uri, reward_fingerprint
 
     console = console or Console(stderr=True)
     if resume:
@@ -85,6 +85,7 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False
     state.parent_run_id = tracker.start(resume_run_id=state.parent_run_id)
     save_state(run_dir, state)
     tracker.log_params(flatten(resolved))
+    tracker.log_text(yaml.safe_dump(redact_tree(resolved), sort_keys=False), RECIPE_FILE)
 
     results: dict[str, StageResult] = {}
     skipped: list[str] = []

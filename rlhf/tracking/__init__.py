@@ -13,7 +13,7 @@ Importing this package imports neither MLflow nor matplotlib nor transformers.
 """
 
 from rlhf.tracking.fingerprint import git_commit, reward_fingerprint
-from rlhf.tracking.params import flatten, redact, to_params
+from rlhf.tracking.params import flatten, redact, redact_tree, to_params
 from rlhf.tracking.plots import plot_curves
 from rlhf.tracking.store import (
     default_tracking_uri,
@@ -32,6 +32,7 @@ __all__ = [
     "git_commit",
     "plot_curves",
     "redact",
+    "redact_tree",
     "resolve_uri",
     "reward_fingerprint",
     "to_params",

@@ -93,3 +93,12 @@ def redact(flat: Mapping[str, Any], sep: str = ".") -> dict[str, Any]:
 def to_params(config: Mapping[str, Any], sep: str = ".") -> dict[str, str]:
     """``redact(flatten(config))``: what a stage logs as MLflow params."""
     return redact(flatten(config, sep), sep)
+
+
+def redact_tree(value: Any) -> Any:
+    """A copy of a nested mapping/list with the values of secret-looking keys replaced by ``***``."""
+    if isinstance(value, Mapping):
+        return {k: "***" if is_secret_key(str(k)) else redact_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_tree(v) for v in value]
+    return value

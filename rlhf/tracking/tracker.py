@@ -295,6 +295,11 @@ class RecipeTracker:
         if self.enabled:
             _io.set_tags(self._require_client(), self._run_id, tags)
 
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Store ``text`` as an artifact of the parent run (e.g. the resolved recipe)."""
+        if self.enabled:
+            self._require_client().log_text(self._run_id, text, artifact_file)
+
     def stage(
         self,
         name: str,

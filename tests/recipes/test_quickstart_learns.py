@@ -43,6 +43,7 @@ def test_quickstart_learns_and_is_tracked(tmp_path):
     assert parent.data.params["stages.3.trainer.beta"] == "0.1"
     assert len(parent.data.tags["rlhf.reward_fingerprint"]) == 12
     assert parent.data.tags["rlhf.toolkit_commit"]
+    assert "recipe.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     children = {r.data.tags["rlhf.stage"]: r for r in runs if r is not parent}
     assert set(children) == {"data", "warmup", "reward_model", "dpo", "evaluate"}
     rm = children["reward_model"]

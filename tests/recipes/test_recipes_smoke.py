@@ -34,3 +34,18 @@ def test_recipe_smoke(name, tmp_path):
         filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
     assert sorted(r.data.tags["rlhf.stage"] for r in children) == \
         sorted(s.name for s in recipe.stages)
+
+
+def test_quickstart_with_lora_adapters_saves_merged_models(tmp_path):
+    from safetensors.torch import load_file
+
+    recipe = load_recipe("quickstart")
+    overrides = smoke_overrides(recipe, f"sqlite:///{tmp_path}/mlflow.db")
+    recipe = load_recipe("quickstart", overrides + ["policy.lora.r=4", "model.lora.r=4",
+                                                    "trainer.learning_rate=0.05"])
+    run_recipe(recipe, run_dir=tmp_path / "run")
+    for stage in ("warmup", "dpo", "reward_model"):
+        weights = load_file(str(tmp_path / "run" / stage / "model" / "model.safetensors"))
+        assert not any("lora_" in k for k in weights), stage  # merged into plain weights
+    head = load_file(str(tmp_path / "run" / "reward_model" / "model" / "model.safetensors"))
+    assert "score.weight" in head

@@ -118,3 +118,12 @@ def test_limits_agree_with_mlflow() -> None:
     assert validation.MAX_TAG_VAL_LENGTH == MAX_TAG_VALUE
     assert validation.MAX_PARAMS_TAGS_PER_BATCH == 100
     assert validation.MAX_METRICS_PER_BATCH == 1000
+
+
+def test_redact_tree_hides_nested_secrets():
+    from rlhf.tracking import redact_tree
+
+    tree = {"judge": {"api_key": "sk-123", "model": "m"}, "stages": [{"token": "t", "n": 1}]}
+    assert redact_tree(tree) == {"judge": {"api_key": "***", "model": "m"},
+                                 "stages": [{"token": "***", "n": 1}]}
+    assert tree["judge"]["api_key"] == "sk-123"
