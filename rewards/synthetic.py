@@ -7,8 +7,9 @@ Completions are short sequences of words; the ground-truth reward of a completio
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
+
+from rewards.base import Reward, Scored, completion_text
 
 POSITIVE = ("good", "great", "happy", "bright", "kind", "warm", "calm", "joy", "love", "nice",
             "gentle", "lovely")
@@ -22,25 +23,25 @@ _WORD = re.compile(r"[a-z]+")
 _POS, _NEG = frozenset(POSITIVE), frozenset(NEGATIVE)
 
 
-def sentiment_score(text: str) -> float:
-    """(positive - negative) / words over lowercase alphabetic words; 0.0 for no words."""
+def sentiment_counts(text: str) -> tuple[int, int, int]:
+    """(positive, negative, total) counts of lowercase alphabetic words."""
     words = _WORD.findall(text.lower())
-    if not words:
-        return 0.0
-    pos = sum(w in _POS for w in words)
-    neg = sum(w in _NEG for w in words)
-    return (pos - neg) / len(words)
+    return sum(w in _POS for w in words), sum(w in _NEG for w in words), len(words)
 
 
-def _text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):  # chat messages: score the assistant's text
-        return " ".join(str(m.get("content", "")) for m in completion if isinstance(m, dict))
-    return str(completion)
+def sentiment_score(text: str) -> float:
+    """(positive - negative) / words; 0.0 for no words."""
+    pos, neg, n = sentiment_counts(text)
+    return (pos - neg) / n if n else 0.0
 
 
-def sentiment_reward(prompts: Sequence[Any], completions: Sequence[Any],
-                     **columns: Any) -> list[float | None]:
-    """Reward contract wrapper around :func:`sentiment_score`."""
-    return [sentiment_score(_text(c)) for c in completions]
+class SentimentReward(Reward):
+    """Ground truth of the quickstart task."""
+
+    name = "synthetic.sentiment"
+    description = "Quickstart ground truth: (positive - negative words) / words"
+    value_range = (-1.0, 1.0)
+
+    def score_row(self, prompt: Any, completion: Any, **row: Any) -> Scored:
+        pos, neg, n = sentiment_counts(completion_text(completion))
+        return Scored((pos - neg) / n if n else 0.0, {"positive": pos, "negative": neg, "words": n})

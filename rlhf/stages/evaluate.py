@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from rewards.base import RewardSpec, score
+from rewards.spec import RewardSpec
 from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
 
 
@@ -65,8 +65,11 @@ def run(ctx: StageContext, opts: EvaluatePolicyOptions) -> StageResult:
     prompts = [r["prompt"] for r in rows]
     columns = {k: [r.get(k) for r in rows for _ in range(opts.samples_per_prompt)]
                for k in rows[0] if k != "prompt"}
+    from rewards.compose import CompositeReward
+
     metrics: dict[str, float] = {}
     samples: list[dict[str, Any]] = []
+    design = CompositeReward(opts.rewards)
     for label, spec in opts.policies.items():
         path = ctx.resolve(spec)
         tokenizer = load_tokenizer(path, opts.trust_remote_code)
@@ -74,12 +77,17 @@ def run(ctx: StageContext, opts: EvaluatePolicyOptions) -> StageResult:
         completions = sample(model, tokenizer, prompts, opts.samples_per_prompt,
                              opts.max_new_tokens, opts.temperature, opts.batch_size, ctx.seed)
         expanded = [p for p in prompts for _ in range(opts.samples_per_prompt)]
-        rewards = score(opts.rewards, expanded, completions, **columns)
+        result = design.score(expanded, completions, group_size=opts.samples_per_prompt,
+                              **columns)
+        rewards = result.values
         scored = [r for r in rewards if r is not None]
         metrics[f"eval/{label}/reward_mean"] = sum(scored) / len(scored) if scored else float("nan")
         metrics[f"eval/{label}/unscored"] = float(len(rewards) - len(scored))
-        samples += [{"policy": label, "prompt": p, "completion": c, "reward": r}
-                    for p, c, r in zip(expanded, completions, rewards, strict=True)]
+        samples += [{"policy": label, "prompt": p, "completion": c, "reward": r,
+                     **{f"reward/{k}": v[i] for k, v in result.components.items()}}
+                    for i, (p, c, r) in enumerate(zip(expanded, completions, rewards,
+                                                      strict=True))]
+    design.close()
     write_jsonl(ctx.stage_dir / "samples.jsonl", samples)
     ctx.tracker.log_artifact(ctx.stage_dir / "samples.jsonl")
     summary = [f"{label}: mean reward {metrics[f'eval/{label}/reward_mean']:+.3f}"
