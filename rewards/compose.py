@@ -69,8 +69,11 @@ def z_normalise(values: list[float | None], groups: list[int], eps: float = 1e-4
         mean = sum(vs) / len(vs)
         std = math.sqrt(sum((v - mean) ** 2 for v in vs) / (len(vs) - 1)) if len(vs) > 1 else 0.0
         stats[g] = (mean, std)
-    return [None if v is None else (v - stats[g][0]) / (stats[g][1] + eps)
-            for v, g in zip(values, groups, strict=True)]
+    out: list[float | None] = []
+    for v, g in zip(values, groups, strict=True):
+        mean, std = stats.get(g, (0.0, 0.0))
+        out.append(None if v is None else (v - mean) / (std + eps) if std + eps > 0 else 0.0)
+    return out
 
 
 class CompositeReward:

@@ -6,6 +6,7 @@ import typer
 
 from rlhf import __version__
 from rlhf.cli import recipes as recipes_cmd
+from rlhf.cli import rewards as rewards_cmd
 from rlhf.cli import run as run_cmd
 from rlhf.cli.errors import Settings
 
@@ -19,6 +20,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(recipes_cmd.app, name="recipes")
+app.add_typer(rewards_cmd.app, name="rewards")
 run_cmd.register(app)
 
 

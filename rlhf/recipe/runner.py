@@ -152,5 +152,5 @@ def _run_stage(recipe: Recipe, stage: ResolvedStage, run_dir: Path, state: RunSt
     state.stages[stage.name].pop("error", None)
     save_state(run_dir, state)
     shown = ", ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:4])
-    console.print(f"  [green]✓[/green] {stage.name}: {shown}")
+    console.print(f"  [green]✓[/green] {stage.name}: {shown}", soft_wrap=True)
     return result

@@ -17,6 +17,12 @@ STAGES.register("reward_model", "rewards.preference.trainer:STAGE",
                 "Bradley-Terry reward model on preference pairs (TRL RewardTrainer)")
 STAGES.register("dpo", "rlhf.algorithms.dpo:STAGE",
                 "Direct preference optimisation of a policy (TRL DPOTrainer)")
+STAGES.register("grpo", "rlhf.algorithms.grpo:STAGE",
+                "Group-relative policy optimisation (own engine)")
+STAGES.register("dapo", "rlhf.algorithms.dapo:STAGE",
+                "DAPO: clip-higher, token-level loss, dynamic sampling, overlong shaping")
+STAGES.register("ppo", "rlhf.algorithms.ppo:STAGE",
+                "PPO with a critic, GAE and a KL penalty (own engine)")
 STAGES.register("evaluate_policy", "rlhf.stages.evaluate:STAGE",
                 "Sample from policies and score them with a reward (before/after)")
 

@@ -8,7 +8,7 @@ All samples go to ``samples.jsonl`` (logged to MLflow as the completion table).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -22,6 +22,10 @@ class EvaluatePolicyOptions(StageOptions):
     prompts: str
     """Prompt records (``prompt`` column; extra columns reach the rewards)."""
     rewards: list[RewardSpec] = Field(min_length=1)
+    reward_aggregation: Literal["sum", "normalize_then_sum"] = "sum"
+    """How the rewards combine: weighted sum, or z-normalise each within its prompt group first."""
+    reward_clip: tuple[float, float] | None = None
+    """Bounds of the total reward, ``[lo, hi]``."""
     samples_per_prompt: int = Field(4, ge=1)
     max_new_tokens: int = Field(16, ge=1)
     temperature: float = Field(1.0, gt=0)
@@ -69,7 +73,7 @@ def run(ctx: StageContext, opts: EvaluatePolicyOptions) -> StageResult:
 
     metrics: dict[str, float] = {}
     samples: list[dict[str, Any]] = []
-    design = CompositeReward(opts.rewards)
+    design = CompositeReward(opts.rewards, opts.reward_aggregation, opts.reward_clip)
     for label, spec in opts.policies.items():
         path = ctx.resolve(spec)
         tokenizer = load_tokenizer(path, opts.trust_remote_code)

@@ -5,7 +5,7 @@ with per-completion mixing weights. Preference pairs compare two completions for
 chosen one has the higher ground-truth score (``rewards.synthetic.sentiment_score``); ties are
 redrawn. Writes ``train.jsonl`` and ``eval.jsonl`` (preference pairs with ``margin``),
 ``sft.jsonl`` (prompt + completion, the unaligned "pretraining" distribution) and
-``eval_prompts.jsonl`` (prompts only).
+``eval_prompts.jsonl`` and ``rl_prompts.jsonl`` (prompts only).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class SyntheticPreferenceOptions(StageOptions):
     n_sft: int = Field(1024, ge=8)
     """Prompt + completion rows for the warm start."""
     n_eval_prompts: int = Field(32, ge=1)
+    n_rl_prompts: int = Field(256, ge=1)
+    """Prompt-only rows for RL stages (``rl_prompts.jsonl``)."""
     min_words: int = Field(5, ge=1)
     max_words: int = Field(9, ge=1)
 
@@ -68,13 +70,16 @@ def run(ctx: StageContext, opts: SyntheticPreferenceOptions) -> StageResult:
     evals = make_pairs(rng, opts.n_eval_pairs, opts)
     sft = [{"prompt": _prompt(rng), "completion": _completion(rng, opts)} for _ in range(opts.n_sft)]
     prompts = [{"prompt": _prompt(rng)} for _ in range(opts.n_eval_prompts)]
-    for name, rows in (("train", train), ("eval", evals), ("sft", sft), ("eval_prompts", prompts)):
+    rl_prompts = [{"prompt": _prompt(rng)} for _ in range(opts.n_rl_prompts)]
+    files = (("train", train), ("eval", evals), ("sft", sft), ("eval_prompts", prompts),
+             ("rl_prompts", rl_prompts))
+    for name, rows in files:
         write_jsonl(ctx.stage_dir / f"{name}.jsonl", rows)
     mean_margin = sum(r["margin"] for r in train) / len(train)
     return StageResult(
         metrics={"data/n_train_pairs": len(train), "data/n_eval_pairs": len(evals),
                  "data/mean_margin": mean_margin},
-        outputs={n: f"{n}.jsonl" for n in ("train", "eval", "sft", "eval_prompts")},
+        outputs={n: f"{n}.jsonl" for n, _ in files},
         summary=[f"{len(train)} train / {len(evals)} held-out pairs, {len(sft)} warm-start rows"],
     )
 

@@ -1,0 +1,1 @@
+"""Verifiable rewards: scored against ground truth or a checkable format."""

@@ -1,0 +1,158 @@
+"""Text policy adapter: any Hugging Face causal LM, text or chat prompts, LoRA optional.
+
+Log-probabilities are computed from ``logits / temperature`` (the distribution that was sampled),
+with position ids derived from the attention mask so left-padded prompts score exactly as in
+generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from rlhf.models.lora import LoraOptions
+from rlhf.policies.base import Rollout
+
+
+class SamplingOptions(BaseModel):
+    """How completions are sampled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(32, ge=1)
+    """Length cap of a completion, in tokens (a completion that hits it is "truncated")."""
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+    """0 = no top-k filtering."""
+
+
+class TextPolicyOptions(BaseModel):
+    """The policy of an RL stage."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str
+    """Hub id, local path, ``tiny:lm`` or ``@stage/model``."""
+    lora: LoraOptions | None = None
+    """Train LoRA adapters; the reference is then the base with adapters disabled."""
+    trust_remote_code: bool = False
+    sampling: SamplingOptions = SamplingOptions()
+
+
+def _log_softmax_gather(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+
+
+class TextPolicy:
+    """A causal LM as a policy. ``need_reference`` keeps a frozen reference for KL terms."""
+
+    def __init__(self, spec: str, options: TextPolicyOptions, need_reference: bool) -> None:
+        from rlhf.models import apply_lora, load_causal_lm, load_tokenizer
+
+        self.options = options
+        self.tokenizer = load_tokenizer(spec, options.trust_remote_code)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = load_causal_lm(spec, options.trust_remote_code)
+        self.uses_lora = options.lora is not None
+        self.reference_model = None
+        if need_reference and not self.uses_lora:
+            self.reference_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model = apply_lora(model, options.lora, "CAUSAL_LM") if self.uses_lora else model
+        self.pad_token_id = int(self.tokenizer.pad_token_id)
+        self.eos_token_id = int(self.tokenizer.eos_token_id)
+
+    # -- prompts ---------------------------------------------------------------------------------
+    def prompt_text(self, prompt: Any) -> str:
+        if isinstance(prompt, list):  # chat messages
+            return self.tokenizer.apply_chat_template(prompt, tokenize=False,
+                                                      add_generation_prompt=True)
+        return str(prompt)
+
+    def encode_prompts(self, prompts: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer([self.prompt_text(p) for p in prompts], return_tensors="pt",
+                             padding=True, add_special_tokens=False)
+        return enc["input_ids"], enc["attention_mask"]
+
+    # -- sampling --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, prompts: list[Any], n: int, columns: dict[str, list[Any]] | None = None
+                 ) -> Rollout:
+        expanded = [p for p in prompts for _ in range(n)]
+        prompt_ids, prompt_mask = self.encode_prompts(expanded)
+        s = self.options.sampling
+        was_training = self.model.training
+        self.model.eval()
+        out = self.model.generate(
+            input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
+            temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+            max_new_tokens=s.max_new_tokens, pad_token_id=self.pad_token_id,
+            eos_token_id=self.eos_token_id)
+        completion_ids = out[:, prompt_ids.shape[1]:]
+        is_eos = completion_ids == self.eos_token_id
+        has_eos = is_eos.any(dim=1)
+        first_eos = torch.where(has_eos, is_eos.float().argmax(dim=1),
+                                torch.full_like(has_eos, completion_ids.shape[1], dtype=torch.long))
+        positions = torch.arange(completion_ids.shape[1]).unsqueeze(0)
+        mask = (positions <= first_eos.unsqueeze(1)).float()
+        completion_ids = torch.where(mask.bool(), completion_ids,
+                                     torch.full_like(completion_ids, self.pad_token_id))
+        texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+        cols = {k: [v for v in vals for _ in range(n)] for k, vals in (columns or {}).items()}
+        rollout = Rollout(expanded, prompt_ids, prompt_mask, completion_ids, mask,
+                          torch.zeros_like(mask), texts, ~has_eos, cols)
+        rollout.old_logp = self.log_probs(rollout, grad=False)
+        self.model.train(was_training)
+        return rollout
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def _logits(self, model: Any, rollout: Rollout) -> torch.Tensor:
+        ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], dim=1)
+        # completion positions after the end token come later in a causal LM: they cannot change
+        # the valid positions' logits, so they are simply attended (as during generation)
+        attn = torch.cat([rollout.prompt_mask, torch.ones_like(rollout.completion_ids)], dim=1)
+        position_ids = (attn.cumsum(dim=1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids).logits
+        p = rollout.prompt_ids.shape[1]
+        return logits[:, p - 1:-1, :] / self.options.sampling.temperature
+
+    @contextlib.contextmanager
+    def _reference(self) -> Iterator[Any]:
+        if self.uses_lora:
+            with self.model.disable_adapter():
+                yield self.model
+        elif self.reference_model is not None:
+            yield self.reference_model
+        else:
+            raise RuntimeError("this policy was built without a reference model")
+
+    def log_probs(self, rollout: Rollout, reference: bool = False, grad: bool = True
+                  ) -> torch.Tensor:
+        """[N, T] log-probs of the completion tokens (masked positions are 0)."""
+        if reference:
+            with torch.no_grad(), self._reference() as ref:
+                logp = _log_softmax_gather(self._logits(ref, rollout), rollout.completion_ids)
+        else:
+            with torch.set_grad_enabled(grad):
+                logp = _log_softmax_gather(self._logits(self.model, rollout),
+                                           rollout.completion_ids)
+        return logp * rollout.completion_mask
+
+    @torch.no_grad()
+    def entropy(self, rollout: Rollout) -> torch.Tensor:
+        logits = self._logits(self.model, rollout).float()
+        logp = torch.log_softmax(logits, dim=-1)
+        return -(logp.exp() * logp).sum(-1) * rollout.completion_mask
+
+    def save(self, path: Path) -> None:
+        from rlhf.models import save_model
+
+        save_model(self.model, self.tokenizer, path, merge=True)
