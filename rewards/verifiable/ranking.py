@@ -24,8 +24,9 @@ Formulas (Järvelin & Kekäläinen 2002, with linear gains as in scikit-learn's 
   is no relevant id).
 
 :class:`_RankingReward.score_batch` is the fast path (one C-level JSON decode per row, a cached
-discount table, the ideal DCG computed once per distinct truth object): see
-``bench/rewards_ranking.py`` for its speed against scikit-learn.
+discount table, the truth validated and the ideal DCG computed once for consecutive rows that
+share one truth object, as the rollouts of one prompt do): see ``bench/rewards_ranking.py`` for
+its speed against scikit-learn.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def parse_json_completion(text: str) -> Any:
         value, end = _DECODER.raw_decode(text)
         if end == len(text):
             return value
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     stripped = text.strip()
     fenced = _FENCE.match(stripped)
@@ -140,7 +141,7 @@ class RankingParams(RewardParams):
 class _RankingReward(Reward):
     """Shared parsing, truth handling and the batch loop of :class:`NDCG` and :class:`Recall`.
 
-    Subclasses implement :meth:`_prepare` (once per distinct truth object, e.g. the ideal DCG)
+    Subclasses implement :meth:`_prepare` (once per truth object, e.g. the ideal DCG)
     and :meth:`_metric` (once per row, given the row's first ``k`` distinct ids in order)."""
 
     columns: ClassVar[tuple[str, ...]] = ()
@@ -206,8 +207,8 @@ class _RankingReward(Reward):
 
     def score_batch(self, prompts: Sequence[Any], completions: Sequence[Any],
                     **columns: Any) -> list[Scored]:
-        """Score every row. The truth is validated and prepared once per distinct object (rows
-        of a group usually share one); a completion that is exactly a JSON list of string ids
+        """Score every row. The truth is validated and prepared once per run of consecutive rows
+        holding the same object (a prompt's group of rollouts); a completion that is exactly a JSON list of string ids
         takes the fast path (one C-level decode, no copies), anything else :meth:`top_ids`."""
         n, k = len(completions), self.params.k
         relevances = per_row(columns.get("relevance"), n)
@@ -238,7 +239,7 @@ class _RankingReward(Reward):
                             top = data[:k]
                             if len(set(top)) != len(top):  # a repeat among the first k
                                 top = list(islice(dict.fromkeys(data), k))
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, RecursionError):
                     pass
             if top is None:
                 top = self.top_ids(completion)

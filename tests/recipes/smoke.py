@@ -11,6 +11,9 @@ SMOKE = {
     "dpo": {"trainer.max_steps": 2, "trainer.per_device_train_batch_size": 4},
     "evaluate_policy": {"samples_per_prompt": 2, "max_new_tokens": 4},
 }
+_RL = {"steps": 2, "prompts_per_step": 2, "group_size": 2, "policy.sampling.max_new_tokens": 4,
+       "data.eval_samples": 1, "save_every": 1, "log_completions_every": 1}
+SMOKE.update({"grpo": _RL, "dapo": _RL, "ppo": {**_RL, "minibatch_size": 2}})
 
 
 def smoke_overrides(recipe, tracking_uri: str) -> list[str]:
