@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from rewards.base import Reward, RewardParams, Scored, completion_text
-from rewards.verifiable.ranking import id_list, item_id, load_json_column, parse_json_completion
+from rewards.verifiable.json_values import id_list, item_id, load_json_column, parse_json_completion
 
 
 class RerankParams(RewardParams):

@@ -42,7 +42,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewards.base import Reward, RewardParams, Scored, completion_text
-from rewards.verifiable.ranking import load_json_column
+from rewards.verifiable.json_values import load_json_column
 
 PARTS = ("well_formed", "known_tool", "valid_args", "match")
 

@@ -38,8 +38,10 @@ def ls() -> None:
                 continue
             params = []
             for pname, f in cls.Params.model_fields.items():
-                default = "required" if f.is_required() else repr(f.get_default(
-                    call_default_factory=True))
+                value = None if f.is_required() else f.get_default(call_default_factory=True)
+                if hasattr(value, "model_dump"):
+                    value = value.model_dump()
+                default = "required" if f.is_required() else repr(value)
                 params.append(f"{pname}={default}")
             cols = list(cls.columns) + [f"({c})" for c in cls.optional_columns]
             table.add_row(entry.name, cls.description, "\n".join(params), ", ".join(cols),
