@@ -143,5 +143,8 @@ for _name, _target in {
     "length.overlong": "rewards.verifiable.length:OverlongPenalty",
     "rerank.conditional": "rewards.rerank:ConditionalRerank",
     "rerank.plain": "rewards.rerank:PlainRerank",
+    "preference.model": "rewards.preference.reward:PreferenceModelReward",
+    "judge.generative": "rewards.generative.reward:GenerativeJudgeReward",
+    "judge.match": "rewards.generative.match:JudgmentMatch",
 }.items():
     REWARDS.register(_name, _target)

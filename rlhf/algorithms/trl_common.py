@@ -1,4 +1,10 @@
-"""What every TRL-backed stage shares: records → dataset, config, MLflow callback, resume, save."""
+"""What every TRL-backed stage shares: records → dataset, config, MLflow callback, resume, save.
+
+Multi-process runs (``distributed:`` in the recipe): under a launched job the transformers
+``Trainer`` already trains data-parallel (DDP; ``per_device_train_batch_size`` is per process).
+:func:`trl_config` passes the recipe's DeepSpeed config and mixed precision to the TRL config, and
+:func:`save` writes the final model from rank 0 (gathered from all ranks under ZeRO-3).
+"""
 
 from __future__ import annotations
 
@@ -40,10 +46,22 @@ def trl_config(config_cls: type, ctx: StageContext, user: dict[str, Any],
     """Build a TRL config dataclass from our CPU defaults, stage defaults and the user's block."""
     import torch
 
+    from rlhf.engine import distributed
+
     args = merged_trainer_args({**CPU_DEFAULTS, **(defaults or {})}, user)
     args.setdefault("seed", ctx.seed)
+    settings = distributed.settings()
     if not torch.cuda.is_available():
         args["use_cpu"] = True
+        if settings is None or settings.mixed_precision == "no":
+            # TRL's configs resolve bf16 to True when unset: on CPU, autocast to bf16 is several
+            # times slower for small models, so train in float32 unless the recipe asks.
+            args.setdefault("bf16", False)
+    if settings is not None:
+        if settings.deepspeed:
+            args.setdefault("deepspeed", settings.deepspeed_path())
+        if settings.mixed_precision != "no":
+            args.setdefault(settings.mixed_precision, True)  # bf16=True or fp16=True
     return config_cls(output_dir=str(ctx.stage_dir / "checkpoints"), **args)
 
 
@@ -74,9 +92,27 @@ def train(trainer: Any, ctx: StageContext) -> Any:
 
 
 def save(trainer: Any, tokenizer: Any, ctx: StageContext, model: ModelOptions) -> Path:
-    """Save the trained model (LoRA merged unless ``merge_lora: false``) to ``<stage>/model``."""
+    """Save the trained model (LoRA merged unless ``merge_lora: false``) to ``<stage>/model``.
+
+    Rank 0 writes it; every rank waits until it is written. Under DeepSpeed ZeRO-3 the weights
+    are partitioned, so every rank takes part in ``trainer.save_model``, which gathers them."""
+    from rlhf.engine import distributed
     from rlhf.models import save_model
 
     out = ctx.stage_dir / "model"
-    save_model(trainer.model, tokenizer, out, merge=model.merge_lora)
+    if _zero3(trainer):
+        trainer.save_model(str(out))
+        if distributed.is_main():
+            tokenizer.save_pretrained(out)
+    elif distributed.is_main():
+        save_model(trainer.model, tokenizer, out, merge=model.merge_lora)
+    distributed.barrier()
     return out
+
+
+def _zero3(trainer: Any) -> bool:
+    """Whether the trainer runs DeepSpeed ZeRO stage 3 (partitioned weights)."""
+    if not getattr(trainer, "is_deepspeed_enabled", False):
+        return False
+    plugin = trainer.accelerator.state.deepspeed_plugin
+    return plugin is not None and plugin.zero_stage == 3

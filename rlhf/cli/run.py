@@ -1,4 +1,9 @@
-"""``rlhf run NAME_OR_PATH [key.path=value ...] [--run-dir DIR] [--resume RUN_DIR] [--dry-run]``."""
+"""``rlhf run NAME_OR_PATH [key.path=value ...] [--run-dir DIR] [--resume RUN_DIR] [--dry-run]
+[--num-processes N]``.
+
+With more than one process (``distributed.num_processes`` or ``--num-processes``) this command
+launches the workers (see :mod:`rlhf.launch`) and exits with their exit code.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,12 @@ def run(
                                 "last checkpoint."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate, resolve and print the "
                                  "final config and the stage plan; compute nothing."),
+    num_processes: int = typer.Option(None, "--num-processes", min=1, help="Processes to "
+                                      "train on (one per GPU, or CPU processes); overrides "
+                                      "distributed.num_processes."),
 ) -> None:
     """Run a recipe: validate it, then run its stages, tracked in MLflow."""
+    from rlhf import launch
     from rlhf.recipe.loader import load_recipe
     from rlhf.recipe.run_state import RECIPE_FILE
     from rlhf.recipe.runner import run_recipe
@@ -48,7 +57,10 @@ def run(
                 raise UserError(f"{resume}: not a run directory (no {RECIPE_FILE})")
         if resume is not None and run_dir is not None and resume != run_dir:
             raise UserError("give either --run-dir or --resume, not both")
-        loaded = load_recipe(recipe, overrides or [])
+        overrides = list(overrides or [])
+        if num_processes is not None:
+            overrides.append(f"distributed.num_processes={num_processes}")
+        loaded = load_recipe(recipe, overrides)
         if not Settings.debug:
             from rlhf.quiet import quiet_libraries
 
@@ -56,9 +68,50 @@ def run(
         if dry_run:
             _print_plan(loaded)
             return
-        outcome = run_recipe(loaded, run_dir=resume or run_dir, resume=resume is not None,
-                             debug=Settings.debug)
-        _print_summary(loaded, outcome)
+        from rlhf.engine import distributed
+
+        launch.check_machine(loaded)
+        if launch.needs_launch(loaded):
+            code = _launch(loaded, recipe, overrides, run_dir, resume)
+            if code:
+                raise typer.Exit(code)
+            return
+        try:
+            outcome = run_recipe(loaded, run_dir=resume or run_dir, resume=resume is not None,
+                                 debug=Settings.debug)
+            if distributed.is_main():
+                _print_summary(loaded, outcome)
+        finally:
+            distributed.shutdown()
+
+
+def _launch(loaded, recipe: str, overrides: list[str], run_dir: Path | None,  # noqa: ANN001
+            resume: Path | None) -> int:
+    """Start the workers on one run directory, chosen here; return their exit code."""
+    from rlhf import launch
+    from rlhf.recipe.run_state import STATE_FILE, new_run_dir
+
+    target = resume or run_dir or new_run_dir(loaded.name)
+    if resume is not None:  # the checks of run_recipe, once here rather than on every rank
+        from rlhf.recipe.run_state import load_state
+        from rlhf.recipe.runner import check_resume_matches
+
+        load_state(resume)
+        check_resume_matches(loaded, resume)
+    elif (target / STATE_FILE).exists():
+        raise UserError(f"{target}: already holds a run; use --resume {target} to continue it")
+    n = loaded.distributed.num_processes
+    backend = "NCCL" if _has_cuda() else "gloo"
+    Console(stderr=True).print(f"[bold]launching {n} processes[/bold] ({backend}), "
+                               f"run directory {target}")
+    return launch.launch(n, launch.worker_args(recipe, overrides, target, resume is not None,
+                                               Settings.debug))
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _print_plan(recipe) -> None:  # noqa: ANN001 - Recipe

@@ -6,7 +6,10 @@ A checkpoint directory ``checkpoints/checkpoint-<step>/`` holds:
 - ``optimizer.pt``: optimiser and scheduler state dicts (tensors and numbers only; loaded with
   ``torch.load(weights_only=True)``, which never unpickles arbitrary objects);
 - ``rng.safetensors``: the torch CPU generator state;
-- ``trainer_state.json``: step, prompt-sampler position, KL controller, Python/NumPy RNG states.
+- ``trainer_state.json``: step, prompt-sampler position, KL controller, Python/NumPy RNG states;
+- ``rng-rank<r>.safetensors`` (multi-process runs only): rank ``r``'s own generator states (torch,
+  CUDA, the update shuffler; Python/NumPy states in the file's metadata), since each rank samples
+  its own completions. Rank 0 writes the whole checkpoint, with the states gathered from all ranks.
 
 It is written to a temporary directory and renamed, so a crash never leaves half a checkpoint.
 """
@@ -23,7 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
+
+RankState = tuple[dict[str, torch.Tensor], dict[str, str]]
+"""One rank's RNG state: (tensors, string metadata) of its ``rng-rank<r>.safetensors``."""
 
 
 @dataclass
@@ -51,8 +58,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(root: Path, step: int, parts: Stateful, extra: dict[str, Any],
-                    keep: int = 2) -> Path:
-    """Write ``root/checkpoint-<step>`` atomically; keep the newest ``keep`` checkpoints."""
+                    keep: int = 2, rank_states: list[RankState] | None = None) -> Path:
+    """Write ``root/checkpoint-<step>`` atomically; keep the newest ``keep`` checkpoints.
+
+    ``rank_states`` (multi-process runs): every rank's RNG state, written to
+    ``rng-rank<r>.safetensors``."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"checkpoint-{step}"
     tmp = root / f".tmp-checkpoint-{step}"
@@ -65,6 +75,8 @@ def save_checkpoint(root: Path, step: int, parts: Stateful, extra: dict[str, Any
                 "schedulers": {k: s.state_dict() for k, s in parts.schedulers.items()}},
                tmp / "optimizer.pt")
     save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+    for r, (tensors, metadata) in enumerate(rank_states or []):
+        save_file(tensors, str(tmp / f"rng-rank{r}.safetensors"), metadata=metadata)
     (tmp / "trainer_state.json").write_text(json.dumps(
         {"step": step, "rng": _rng_state(), **extra}), encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
@@ -89,3 +101,12 @@ def load_checkpoint(path: Path, parts: Stateful) -> dict[str, Any]:
     torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch"])
     _set_rng_state(state["rng"])
     return state
+
+
+def load_rank_state(path: Path, rank: int) -> RankState | None:
+    """Rank ``rank``'s RNG state from a checkpoint, or ``None`` if the file is missing."""
+    file = path / f"rng-rank{rank}.safetensors"
+    if not file.is_file():
+        return None
+    with safe_open(str(file), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})

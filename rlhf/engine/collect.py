@@ -59,28 +59,37 @@ def _select_groups(c: Collected, groups: list[int], group_size: int) -> Collecte
 
 def collect(next_rows: Callable[[int], list[dict[str, Any]]], policy: Any,
             design: CompositeReward, prompts_per_step: int, group_size: int,
-            dynamic_sampling: bool, max_rounds: int) -> Collected:
-    """One step's batch: ``prompts_per_step`` groups of ``group_size`` completions."""
+            dynamic_sampling: bool, max_rounds: int,
+            all_done: Callable[[bool], bool] = bool) -> Collected:
+    """One step's batch: ``prompts_per_step`` groups of ``group_size`` completions.
+
+    Under data parallelism ``prompts_per_step`` is this rank's share, ``next_rows`` hands out this
+    rank's rows of each global draw, and ``all_done`` tells whether every rank has filled its
+    batch: a rank that is full keeps drawing (so the sampler stays in step on all ranks) without
+    generating, until all are full or ``max_rounds`` is reached.
+    """
     kept: list[Collected] = []
     n_kept = generated = rounds = 0
     while True:
         rounds += 1
-        prompts, columns = split_columns(next_rows(prompts_per_step))
-        rollout = policy.generate(prompts, group_size, columns)
-        rewards, components, errors = score_rollout(design, rollout, group_size)
-        batch = Collected(rollout, rewards, components, errors)
-        generated += prompts_per_step
-        if not dynamic_sampling:
-            kept.append(batch)
-            n_kept += prompts_per_step
-            break
-        keep = keep_mask(fill_unscored(rewards, group_size), group_size)
-        groups = [g for g in range(prompts_per_step) if bool(keep[g])]
-        groups = groups[: prompts_per_step - n_kept]
-        if groups:
-            kept.append(_select_groups(batch, groups, group_size))
-            n_kept += len(groups)
-        if n_kept >= prompts_per_step or rounds >= max_rounds:
+        rows = next_rows(prompts_per_step)
+        if n_kept < prompts_per_step:
+            prompts, columns = split_columns(rows)
+            rollout = policy.generate(prompts, group_size, columns)
+            rewards, components, errors = score_rollout(design, rollout, group_size)
+            batch = Collected(rollout, rewards, components, errors)
+            generated += prompts_per_step
+            if not dynamic_sampling:
+                kept.append(batch)
+                n_kept += prompts_per_step
+                break
+            keep = keep_mask(fill_unscored(rewards, group_size), group_size)
+            groups = [g for g in range(prompts_per_step) if bool(keep[g])]
+            groups = groups[: prompts_per_step - n_kept]
+            if groups:
+                kept.append(_select_groups(batch, groups, group_size))
+                n_kept += len(groups)
+        if all_done(n_kept >= prompts_per_step or rounds >= max_rounds):
             break
     stats = {"ds_rounds": float(rounds), "ds_groups_kept": float(n_kept),
              "ds_kept_fraction": n_kept / generated,

@@ -3,6 +3,11 @@
 Per step: prompts → policy adapter generates G completions each → composite reward → optional
 dynamic-sampling filter and refill → advantages (group, RLOO or GAE) → ``epochs`` passes of
 minibatch updates → metrics and monitors → checkpoint every ``save_every`` steps.
+
+Under data parallelism (``rlhf run --num-processes N``) each rank runs this loop on its share of
+every step's prompts; see :mod:`rlhf.engine.distributed` for how the work and the loss are
+split. Rank 0 alone evaluates, logs, writes checkpoints (each rank's RNG state included) and saves
+the model.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import torch
 
 from rewards.compose import CompositeReward
 from rlhf.engine import advantages as adv
-from rlhf.engine.checkpoint import Stateful, load_checkpoint, save_checkpoint
+from rlhf.engine import distributed as dist
+from rlhf.engine.checkpoint import Stateful, load_checkpoint, load_rank_state, save_checkpoint
 from rlhf.engine.collect import Collected, collect, fill_unscored
 from rlhf.engine.kl_control import AdaptiveKLController, FixedKLController
 from rlhf.engine.losses import masked_whiten
@@ -23,7 +29,18 @@ from rlhf.engine.options import RLOptions
 from rlhf.engine.reporting import StepReporter, evaluate_prompts
 from rlhf.engine.sampler import PromptSampler
 from rlhf.engine.update import Batch, update
+from rlhf.errors import UserError
 from rlhf.stages.base import StageContext, StageResult
+
+
+def check_world(opts: RLOptions, world: int) -> None:
+    """Sizes that must split evenly over ``world`` ranks (whole groups, global batch sizes)."""
+    sizes = {"prompts_per_step": opts.prompts_per_step, "minibatch_size": opts.minibatch_size,
+             "micro_batch_size": opts.micro_batch_size}
+    for name, value in sizes.items():
+        if value is not None and value % world:
+            raise UserError(f"{name} ({value}) must be divisible by the number of processes "
+                            f"({world}): every process takes an equal share")
 
 
 class Engine:
@@ -34,6 +51,8 @@ class Engine:
         from rlhf.policies.text import TextPolicy
 
         self.ctx, self.opts = ctx, opts
+        self.world, self.rank = dist.world_size(), dist.rank()
+        check_world(opts, self.world)
         torch.manual_seed(ctx.seed)
         loaded = load_records(ctx.path(opts.data.train), "prompt",
                               on_bad_rows=opts.data.on_bad_rows,
@@ -63,6 +82,10 @@ class Engine:
         self.generator = torch.Generator().manual_seed(ctx.seed + 1)
         self.reporter = StepReporter(ctx, opts)
         self.step = 0
+        if self.world > 1:  # identical replicas; then each rank samples its own completions
+            for module in (self.policy.model, self.policy.reference_model, self.critic):
+                dist.broadcast_module(module)
+            torch.manual_seed(ctx.seed + self.rank)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _parts(self) -> Stateful:
@@ -71,12 +94,19 @@ class Engine:
             optimizers["critic"] = self.critic_optimizer
         return Stateful(self.policy.model, optimizers, {"policy": self.scheduler}, self.critic)
 
+    def _rank_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        tensors, metadata = dist.rng_state()
+        return {**tensors, "generator": self.generator.get_state()}, metadata
+
     def save(self) -> None:
         extra = {"sampler": self.sampler.state_dict(), "kl": self.kl.state_dict(),
                  "generator": self.generator.get_state().tolist(),
                  "reporter": self.reporter.state_dict()}
-        save_checkpoint(self.ctx.stage_dir / "checkpoints", self.step, self._parts(), extra,
-                        keep=self.opts.keep_checkpoints)
+        ranks = dist.gather(self._rank_state()) if self.world > 1 else None
+        if dist.is_main():
+            save_checkpoint(self.ctx.stage_dir / "checkpoints", self.step, self._parts(), extra,
+                            keep=self.opts.keep_checkpoints, rank_states=ranks)
+        dist.barrier()
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path, self._parts())
@@ -85,6 +115,17 @@ class Engine:
         self.kl.load_state_dict(state["kl"])
         self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         self.reporter.load_state_dict(state.get("reporter", {}))
+        own = load_rank_state(path, self.rank) if self.world > 1 else None
+        if own is not None:
+            tensors, metadata = own
+            dist.set_rng_state(tensors, metadata)
+            self.generator.set_state(tensors["generator"])
+
+    def _next_rows(self, n: int) -> list[dict[str, Any]]:
+        """This rank's ``n`` rows of a global draw of ``n × world`` (the same on every rank)."""
+        if self.world == 1:
+            return self.sampler.next(n)
+        return self.sampler.next(n * self.world)[self.rank * n:(self.rank + 1) * n]
 
     # -- one step --------------------------------------------------------------------------------
     def _targets(self, c: Collected) -> Batch:
@@ -95,11 +136,15 @@ class Engine:
         if o.mask_truncated:
             loss_mask = loss_mask * (~rollout.truncated).float().unsqueeze(1)
         need_ref = self.kl.value > 0
-        ref_logp = self.policy.log_probs(rollout, reference=True) if need_ref else None
+        empty = len(rollout) == 0  # possible on one rank with dynamic sampling
+        ref_logp = None
+        if need_ref:
+            ref_logp = (torch.zeros_like(rollout.old_logp) if empty
+                        else self.policy.log_probs(rollout, reference=True))
         if o.advantage == "gae":
             rewards = torch.where(scored, c.rewards, torch.zeros_like(c.rewards))
             with torch.no_grad():
-                values = self.critic(rollout)
+                values = torch.zeros_like(rollout.old_logp) if empty else self.critic(rollout)
             token_rewards = torch.zeros_like(rollout.old_logp)
             if ref_logp is not None:
                 token_rewards = -self.kl.value * (rollout.old_logp - ref_logp)
@@ -108,24 +153,36 @@ class Engine:
             token_rewards = token_rewards * rollout.completion_mask
             advantages, returns = adv.gae(token_rewards, values, rollout.completion_mask,
                                           o.gamma, o.lam)
-            advantages = masked_whiten(advantages, loss_mask) * loss_mask \
-                if loss_mask.sum() > 1 else advantages
-            return Batch(rollout, advantages, loss_mask, None, values, returns)
+            return Batch(rollout, self._whiten(advantages, loss_mask), loss_mask, None, values,
+                         returns)
         filled = fill_unscored(c.rewards, o.group_size)
         if o.advantage == "rloo":
             advantages = adv.rloo_advantages(filled, o.group_size)
+        elif o.advantage_scale == "batch" and self.world > 1:  # the std of the global batch
+            parts = dist.gather(filled)
+            start = sum(len(p) for p in parts[:self.rank])
+            whole = adv.group_advantages(torch.cat(parts), o.group_size, scale="batch")
+            advantages = whole[start:start + len(filled)]
         else:
             advantages = adv.group_advantages(filled, o.group_size, scale=o.advantage_scale)
         return Batch(rollout, advantages, loss_mask, ref_logp)
 
+    def _whiten(self, advantages: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+        """PPO's advantage whitening, over the global batch."""
+        if self.world == 1:
+            return masked_whiten(advantages, loss_mask) * loss_mask \
+                if loss_mask.sum() > 1 else advantages
+        (count,) = dist.sum_values(float(loss_mask.sum()))
+        return dist.masked_whiten(advantages, loss_mask) * loss_mask if count > 1 else advantages
+
     def train_step(self) -> dict[str, float]:
         o = self.opts
         started = time.perf_counter()
-        c = collect(self.sampler.next, self.policy, self.design, o.prompts_per_step,
-                    o.group_size, o.dynamic_sampling, o.max_rounds)
+        c = collect(self._next_rows, self.policy, self.design, o.prompts_per_step // self.world,
+                    o.group_size, o.dynamic_sampling, o.max_rounds, dist.all_true)
         generated = time.perf_counter()
         stats: dict[str, float] = {}
-        if len(c.rollout):
+        if dist.any_true(len(c.rollout) > 0):
             batch = self._targets(c)
             self.policy.model.train()
             stats = update(self.policy, batch, o, self.optimizer, self.scheduler, self.generator,
@@ -147,10 +204,11 @@ class Engine:
         o, ctx = self.opts, self.ctx
         if ctx.checkpoint is not None:
             self.restore(ctx.checkpoint)
-        elif self.eval_rows:
+        elif self.eval_rows and dist.is_main():
             self.reporter.eval_before = evaluate_prompts(self.policy, self.design, self.eval_rows,
                                                          o.data.eval_samples)
-        self.reporter.start_progress(self.step, o.steps)
+        if dist.is_main():
+            self.reporter.start_progress(self.step, o.steps)
         try:
             while self.step < o.steps:
                 self.step += 1
@@ -160,6 +218,8 @@ class Engine:
         finally:
             self.reporter.stop_progress()
             self.design.close()
+        if not dist.is_main():
+            return self.reporter.result(None)
         self.policy.save(ctx.stage_dir / "model")
         after = (evaluate_prompts(self.policy, self.design, self.eval_rows, o.data.eval_samples)
                  if self.eval_rows else None)

@@ -1,4 +1,9 @@
-"""Per-step metrics, monitors, completion tables and the progress bar of an RL stage."""
+"""Per-step metrics, monitors, completion tables and the progress bar of an RL stage.
+
+Under data parallelism every rank computes its metrics, they are reduced across ranks
+(:func:`rlhf.engine.distributed.reduce_metrics`) and rank 0 logs, warns and writes the
+completion tables (with every rank's rows); the other ranks print nothing.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from rlhf.engine import distributed as dist
 from rlhf.engine.collect import Collected, fill_unscored, score_rollout, split_columns
 from rlhf.monitors import Monitors
 from rlhf.stages.base import StageContext, StageResult
@@ -35,7 +41,7 @@ class StepReporter:
         self.monitors = Monitors()
         self.reward_history: list[float] = []
         self.eval_before: float | None = None
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, quiet=not dist.is_main())
         self.progress: Progress | None = None
         self.task: Any = None
 
@@ -57,10 +63,17 @@ class StepReporter:
         """Mean over sequences of Σ_t (log π_old − log π_ref), nats (k1 estimator)."""
         if not has_ref:
             return None
-        ref = batch.ref_logp if batch.ref_logp is not None else policy.log_probs(
-            batch.rollout, reference=True)
-        mask = batch.rollout.completion_mask
-        return float(((batch.rollout.old_logp - ref) * mask).sum(1).mean())
+        if len(batch.rollout) == 0:  # a rank left without rows (dynamic sampling)
+            per_seq = batch.rollout.old_logp.sum(1)
+        else:
+            ref = batch.ref_logp if batch.ref_logp is not None else policy.log_probs(
+                batch.rollout, reference=True)
+            mask = batch.rollout.completion_mask
+            per_seq = ((batch.rollout.old_logp - ref) * mask).sum(1)
+        if dist.world_size() == 1:
+            return float(per_seq.mean())
+        total, count = dist.sum_values(float(per_seq.sum()), len(per_seq))
+        return total / count if count else 0.0
 
     def step(self, step: int, policy: Any, c: Collected, stats: dict[str, float]
              ) -> dict[str, float]:
@@ -82,15 +95,18 @@ class StepReporter:
                 scored = [v for v in values if v is not None]
                 if scored:
                     metrics[f"reward/{label}"] = sum(scored) / len(scored)
+        if dist.world_size() > 1:
+            metrics = dist.reduce_metrics(metrics)
+        if "train/reward_mean" in metrics:
             self.reward_history.append(metrics["train/reward_mean"])
         flags, warnings = self.monitors.check(metrics)
         metrics.update(flags)
         for msg in warnings:
             self.console.print(f"[yellow]warning (step {step}): {msg}[/yellow]")
-        for label, errors in c.errors.items():
-            metrics[f"reward_errors/{label}"] = float(len(errors))
+        errors = {f"reward_errors/{label}": float(len(e)) for label, e in c.errors.items()}
+        metrics.update(dist.reduce_metrics(errors) if dist.world_size() > 1 else errors)
         self.ctx.tracker.log_metrics(metrics, step=step)
-        if o.log_completions_every and step % o.log_completions_every == 0 and len(c.rollout):
+        if o.log_completions_every and step % o.log_completions_every == 0:
             self._completion_table(step, c)
         if self.progress is not None:
             info = f"reward {metrics.get('train/reward_mean', math.nan):+.3f}"
@@ -105,6 +121,10 @@ class StepReporter:
                          "completion": c.rollout.completions[i],
                          "reward": None if math.isnan(reward) else reward,
                          **{f"reward/{k}": v[i] for k, v in c.components.items()}})
+        if dist.world_size() > 1:
+            rows = [row for part in dist.gather(rows) for row in part]
+        if not rows or not dist.is_main():
+            return
         path = self.ctx.stage_dir / "completions" / f"step-{step:06d}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows),

@@ -3,6 +3,13 @@
 Gradient accumulation is exact: each micro-batch's loss is weighted by its share of the
 minibatch's normaliser (masked tokens for ``token_mean``, sequences otherwise), so k micro-batches
 give the same gradient as one pass over the minibatch.
+
+Data parallel (``W`` ranks, see :mod:`rlhf.engine.distributed`): ``batch`` is this rank's share,
+``minibatch_size`` / ``micro_batch_size`` are global and each rank takes ``1 / W`` of them; the
+normaliser is the global minibatch's (summed over ranks) and the gradients are summed over ranks
+before each optimiser step, so the step equals the single-process step on the global minibatch.
+Each rank shuffles its own rows (the same permutation of positions on every rank), so with
+several minibatches per epoch a global minibatch is the union of the ranks' local ones.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any
 
 import torch
 
+from rlhf.engine import distributed as dist
 from rlhf.engine.losses import kl_penalty, policy_loss, value_loss
 from rlhf.policies.base import Rollout
 
@@ -57,6 +65,33 @@ def _slices(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def _local_sizes(n: int, opts: Any, world: int) -> tuple[list[slice], int]:
+    """This rank's minibatch slices (of its shuffled rows) and micro-batch size.
+
+    Every rank gets the same number of minibatches (some may be empty on a rank that kept fewer
+    rows, e.g. after dynamic sampling), so the collectives of each optimiser step line up."""
+    if world == 1:
+        mb_size = opts.minibatch_size or n
+        return _slices(n, mb_size), opts.micro_batch_size or mb_size
+    most = dist.max_int(n)
+    size = max(1, opts.minibatch_size // world if opts.minibatch_size else most)
+    micro = opts.micro_batch_size // world if opts.micro_batch_size else size
+    return [slice(min(i, n), min(i + size, n)) for i in range(0, most, size)], micro
+
+
+def _reduce_stats(sums: dict[str, float], world: int) -> dict[str, float]:
+    """Sum the share-weighted statistics over ranks (gradient norms are the same everywhere)."""
+    if world == 1:
+        return sums
+    same = {k: v for k, v in sums.items() if k.endswith("grad_norm")}
+    parts = dist.gather({k: v for k, v in sums.items() if k not in same})
+    total: dict[str, float] = defaultdict(float)
+    for part in parts:
+        for k, v in part.items():
+            total[k] += v
+    return {**total, **same}
+
+
 def _rows(batch: Batch, index: torch.Tensor) -> Batch:
     pick = (lambda t: None if t is None else t[index])  # noqa: E731
     return Batch(batch.rollout.select(index), batch.advantages[index], batch.loss_mask[index],
@@ -67,18 +102,23 @@ def update(policy: Any, batch: Batch, opts: Any, optimizer: torch.optim.Optimize
            scheduler: Any, generator: torch.Generator, kl_coef: float,
            critic: torch.nn.Module | None = None,
            critic_optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:
-    """Run ``opts.epochs`` passes of minibatch updates; return mean statistics."""
+    """Run ``opts.epochs`` passes of minibatch updates; return mean statistics.
+
+    Under data parallelism every rank calls this with its own rows (possibly none) and gets the
+    same statistics back: those of the global batch."""
     n = len(batch.rollout)
-    mb_size = opts.minibatch_size or n
-    micro_size = opts.micro_batch_size or mb_size
+    world = dist.world_size()
+    mb_slices, micro_size = _local_sizes(n, opts, world)
     max_len = policy.options.sampling.max_new_tokens
     sums: dict[str, float] = defaultdict(float)
     count = 0
     for _ in range(opts.epochs):
         order = torch.randperm(n, generator=generator)
-        for mb_slice in _slices(n, mb_size):
+        for mb_slice in mb_slices:
             mb = _rows(batch, order[mb_slice])
             total = _normaliser(mb.loss_mask, opts.loss_agg)
+            if world > 1:
+                (total,) = dist.sum_values(total)
             if total == 0:
                 continue
             for micro_slice in _slices(len(mb.rollout), micro_size):
@@ -95,7 +135,7 @@ def update(policy: Any, batch: Batch, opts: Any, optimizer: torch.optim.Optimize
                 sums["critic_grad_norm"] += _optimizer_step(critic, critic_optimizer, None,
                                                             opts.max_grad_norm)
             count += 1
-    return {k: v / max(count, 1) for k, v in sums.items()}
+    return {k: v / max(count, 1) for k, v in _reduce_stats(sums, world).items()}
 
 
 def _micro_step(policy: Any, micro: Batch, opts: Any, kl_coef: float, max_len: int,
@@ -124,6 +164,7 @@ def _micro_step(policy: Any, micro: Batch, opts: Any, kl_coef: float, max_len: i
 def _optimizer_step(module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                     max_grad_norm: float | None) -> float:
     params = [p for p in module.parameters() if p.requires_grad]
+    dist.sum_gradients(params)
     if max_grad_norm is not None:
         norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
     else:

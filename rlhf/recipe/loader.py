@@ -63,7 +63,7 @@ def validate_recipe(raw: dict[str, Any], source: str, overrides: list[str]) -> R
     for index, stage_raw in enumerate(header.stages):
         stages.append(_validate_stage(stage_raw, index, stages, source))
     return Recipe(header.name, header.description, header.cpu_time, header.seed, header.tracking,
-                  stages, source, list(overrides))
+                  stages, source, list(overrides), header.distributed)
 
 
 def _validate_stage(raw: dict[str, Any], index: int, earlier: list[ResolvedStage],

@@ -18,7 +18,7 @@ import yaml
 
 from rlhf.errors import OverrideError, RegistryError, did_you_mean
 
-TOP_LEVEL = ("name", "description", "cpu_time", "seed", "tracking", "stages")
+TOP_LEVEL = ("name", "description", "cpu_time", "seed", "tracking", "distributed", "stages")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -15,6 +15,10 @@ STAGES.register("sft", "rlhf.algorithms.sft:STAGE",
                 "Supervised fine-tuning of a causal LM (TRL SFTTrainer)")
 STAGES.register("reward_model", "rewards.preference.trainer:STAGE",
                 "Bradley-Terry reward model on preference pairs (TRL RewardTrainer)")
+STAGES.register("audio_reward_model", "rewards.preference.audio_trainer:STAGE",
+                "Bradley-Terry reward model over speech (own audio encoder and trainer)")
+STAGES.register("judge", "rewards.generative.trainer:STAGE",
+                "Generative reward model (LLM judge) trained on judgment data")
 STAGES.register("dpo", "rlhf.algorithms.dpo:STAGE",
                 "Direct preference optimisation of a policy (TRL DPOTrainer)")
 STAGES.register("grpo", "rlhf.algorithms.grpo:STAGE",

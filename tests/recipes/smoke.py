@@ -10,6 +10,9 @@ SMOKE = {
     "reward_model": {"trainer.max_steps": 2, "trainer.per_device_train_batch_size": 4},
     "dpo": {"trainer.max_steps": 2, "trainer.per_device_train_batch_size": 4},
     "evaluate_policy": {"samples_per_prompt": 2, "max_new_tokens": 4},
+    "audio_reward_model": {"steps": 2, "synthetic.n_train": 4, "synthetic.n_eval": 4},
+    "judge": {"trainer.max_steps": 2, "trainer.per_device_train_batch_size": 4,
+              "synthetic.n_train": 8, "synthetic.n_eval": 8},
 }
 _RL = {"steps": 2, "prompts_per_step": 2, "group_size": 2, "policy.sampling.max_new_tokens": 4,
        "data.eval_samples": 1, "save_every": 1, "log_completions_every": 1}

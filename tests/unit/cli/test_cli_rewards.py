@@ -101,3 +101,54 @@ def test_score_with_a_recipe_stage_design(cli, tmp_path):
     result = cli("rewards", "score", "--recipe", str(recipe), "--stage", "eva", "-i", src,
                  "-o", "o.jsonl")
     assert result.exit_code == 2 and "did you mean 'ev'" in result.output
+
+
+TOOLS = [{"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+CALL = '<|toolcall_begin|>{"name": "get_weather", "arguments": {"city": "Oslo"}}<|toolcall_end|>'
+REC = '{"explanation": "x", "recommendations": ["c", "a", "b"]}'
+
+EVERY_REWARD = [
+    # (name, params, row extras, completion, expected reward)
+    ("asr.wer", [], {"reference": "a b c d"}, "a b x d", 0.75),
+    ("asr.cer", [], {"reference": "abcd"}, "abed", 0.75),
+    ("math.exact", [], {"answer": "42"}, "so the answer is \\boxed{42}", 1.0),
+    ("toolcall.json", [], {"tools": TOOLS, "expected": [
+        {"name": "get_weather", "arguments": {"city": "Oslo"}}]}, CALL, 1.0),
+    ("format.regex", ["pattern=\\d+"], {}, "123", 1.0),
+    ("format.json", ["required_keys=[a]"], {}, '{"a": 1}', 1.0),
+    ("ranking.ndcg", ["k=2"], {"target": "b"}, '["a", "b"]', 1 / 1.5849625007211563),
+    ("ranking.recall", ["k=1"], {"target": "b"}, '["a", "b"]', 0.0),
+    ("length.overlong", ["max_len=10", "cache=4", "unit=chars"], {}, "12345678", -2 / 4),
+    # candidates a, b, c with target c (rank_pre 3) moved to rank 1: (3 - 1) / 3 + alpha
+    ("rerank.conditional", [], {"candidates": ["a", "b", "c"], "target": "c"}, REC, 2 / 3 + 0.1),
+    ("rerank.plain", [], {"candidates": ["a", "b", "c"], "target": "a"},
+     '{"explanation": "", "recommendations": ["a", "b", "c"]}', 0.1),
+    ("synthetic.sentiment", [], {}, " good bad good", 1 / 3),
+]
+
+
+@pytest.mark.parametrize("name,params,extras,completion,expected", EVERY_REWARD,
+                         ids=[r[0] for r in EVERY_REWARD])
+def test_every_reward_scores_from_jsonl(cli, tmp_path, name, params, extras, completion,
+                                        expected):
+    from rewards.base import REWARDS
+
+    src = write_rows(tmp_path / "in.jsonl", [{"prompt": "p", "completion": completion, **extras}])
+    args = ["rewards", "score", name, "-i", src, "-o", "out.jsonl"]
+    for p in params:
+        args += ["--param", p]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    row = read_rows(tmp_path / "out.jsonl")[0]
+    assert row["reward"] == pytest.approx(expected), row
+    assert isinstance(row["details"], dict)
+    assert name in REWARDS
+
+
+def test_every_library_reward_has_a_cli_case():
+    from rewards.base import REWARDS
+
+    library = {n for n in REWARDS.names() if REWARDS.entry(n).target.startswith(
+        ("rewards.verifiable", "rewards.rerank", "rewards.synthetic"))}
+    assert library == {r[0] for r in EVERY_REWARD}
