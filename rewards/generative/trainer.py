@@ -13,7 +13,9 @@ Without data files, ``synthetic: {n_train, n_eval}`` writes pairwise judgments o
 quickstart lexicon task (:func:`rewards.generative.data.synthetic_judgments`) into the stage
 directory. Held-out records give ``eval/accuracy`` (verdicts equal to the label, over both
 orders), ``eval/consistency`` (both orders agree once un-swapped) and ``eval/parse_rate``.
-Optimising the judge further with GRPO on a "judgment matches the label" reward is not done here.
+The stage also writes ``rl_prompts_train.jsonl`` / ``rl_prompts_eval.jsonl`` (judge prompts as
+chat messages with a ``label`` column), so a following ``grpo``/``dapo`` stage can optimise the
+judge on the verifiable ``judge.match`` reward (recipe ``judge_grpo_tiny``).
 """
 
 from __future__ import annotations
@@ -203,6 +205,37 @@ def _records(ctx: StageContext, opts: JudgeStageOptions, template: JudgeTemplate
     return load(opts.data.train, "train"), held, {}
 
 
+def rl_prompts(rows: list[dict[str, Any]], template: JudgeTemplate, mode: str,
+               rubric: str | None = None) -> list[dict[str, Any]]:
+    """Prompt records for optimising the judge with the RL engine and ``judge.match``: the judge
+    prompt as one user message (as the SFT examples are formatted) and the ``label`` column;
+    pairwise records in both orders."""
+    from rewards.generative.data import render_record, swapped
+
+    out = []
+    for row in rows:
+        variants = [row, swapped(row)] if verdict_kind(mode) == "pairwise" else [row]
+        for variant in variants:
+            out.append({"prompt": [{"role": "user",
+                                    "content": render_record(template, variant, rubric)}],
+                        "label": variant["label"]})
+    return out
+
+
+def _rl_prompt_files(ctx: StageContext, opts: JudgeStageOptions, template: JudgeTemplate,
+                     train: list[dict[str, Any]], held: list[dict[str, Any]]) -> dict[str, str]:
+    from rlhf.data import write_jsonl
+
+    files = {"rl_train": "rl_prompts_train.jsonl"}
+    write_jsonl(ctx.stage_dir / files["rl_train"], rl_prompts(train, template, opts.mode,
+                                                               opts.rubric))
+    if held:
+        files["rl_eval"] = "rl_prompts_eval.jsonl"
+        write_jsonl(ctx.stage_dir / files["rl_eval"], rl_prompts(held, template, opts.mode,
+                                                                 opts.rubric))
+    return files
+
+
 def run(ctx: StageContext, opts: JudgeStageOptions) -> StageResult:
     import datasets
     from trl import SFTConfig
@@ -235,7 +268,8 @@ def run(ctx: StageContext, opts: JudgeStageOptions) -> StageResult:
     metrics: dict[str, float] = {"train/final_loss": loss,
                                  "data/n_train_examples": float(len(examples))}
     summary = [f"judge: {output.global_step} steps on {len(examples)} examples, loss {loss:.3f}"]
-    outputs = {"model": "model", **files}
+    outputs = {"model": "model", **files, **_rl_prompt_files(ctx, opts, template, train_rows,
+                                                            held_rows)}
     if held_rows:
         judge = ModelJudge(model=trainer.model, tokenizer=tokenizer,
                            max_new_tokens=opts.max_new_tokens, batch_size=opts.eval_batch_size)

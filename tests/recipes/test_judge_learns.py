@@ -43,3 +43,15 @@ def test_judge_tiny_learns_verdicts_and_serves_as_a_reward(tmp_path):
     mean_bad = sum(b for _, b in scored) / len(scored)
     print(f"judge reward: better answers {mean_good:.3f}, worse answers {mean_bad:.3f}")
     assert mean_good - mean_bad >= 0.4
+
+
+def test_grpo_on_judge_match_sharpens_a_warm_started_judge(tmp_path):
+    """judge_grpo_tiny: SFT warm start, then GRPO on ``judge.match``; the held-out sampled
+    verdict accuracy (eval/reward_*: both answer orders) rises by a clear margin."""
+    recipe = load_recipe("judge_grpo_tiny", [f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"])
+    outcome = run_recipe(recipe, run_dir=tmp_path / "run")
+    rl = outcome.results["rl"].metrics
+    print(f"\nSFT judge greedy accuracy {outcome.results['judge'].metrics['eval/accuracy']:.3f}; "
+          f"sampled accuracy {rl['eval/reward_before']:.3f} -> {rl['eval/reward_after']:.3f}")
+    assert rl["eval/reward_after"] - rl["eval/reward_before"] >= 0.08
+    assert rl["eval/reward_after"] >= 0.7
