@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup server-env demo test bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 2; }
@@ -18,14 +18,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
-demo: setup
+# The embedded Argilla server's own virtual environment (its pins clash with ours):
+# .venv-argilla, or $$RLHF_ARGILLA_VENV. A no-op once its stamp file is there.
+server-env: setup
+	$(BIN)/python -m annotation.server.env
+
+demo: setup server-env
 	$(BIN)/rlhf run quickstart
 
-test: setup
+test: setup server-env
 	$(BIN)/python -m pytest -q tests
 
-bench: setup
+bench: setup server-env
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) runs mlflow.db mlartifacts
+	rm -rf $(VENV) .venv-argilla .venv-argilla.lock runs mlflow.db mlartifacts

@@ -146,5 +146,9 @@ for _name, _target in {
     "preference.model": "rewards.preference.reward:PreferenceModelReward",
     "judge.generative": "rewards.generative.reward:GenerativeJudgeReward",
     "judge.match": "rewards.generative.match:JudgmentMatch",
+    "audio.duration": "rewards.audio.guards:Duration",
+    "audio.clipping": "rewards.audio.guards:Clipping",
+    "audio.silence": "rewards.audio.guards:Silence",
+    "audio.intelligibility": "rewards.audio.intelligibility:Intelligibility",
 }.items():
     REWARDS.register(_name, _target)

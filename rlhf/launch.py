@@ -48,11 +48,14 @@ def check_machine(recipe: Any) -> None:
                         f"has {gpus} GPU(s): run one process per GPU")
 
 
-def worker_args(recipe: str, overrides: list[str], run_dir: Path, resume: bool,
-                debug: bool) -> list[str]:
-    """The ``rlhf`` command line of every worker: the same run, on a fixed run directory."""
+def worker_args(recipe: str, overrides: list[str], run_dir: Path, resume: bool, debug: bool,
+                tags: list[str] | None = None, run_name: str | None = None) -> list[str]:
+    """The ``rlhf`` command line of every worker: the same run, on a fixed run directory
+    (``tags``: ``KEY=VALUE`` strings passed on as ``--tag``)."""
     where = ["--resume", str(run_dir)] if resume else ["--run-dir", str(run_dir)]
-    return [*(["--debug"] if debug else []), "run", recipe, *overrides, *where]
+    extra = [a for t in tags or [] for a in ("--tag", t)]
+    extra += ["--run-name", run_name] if run_name else []
+    return [*(["--debug"] if debug else []), "run", recipe, *overrides, *where, *extra]
 
 
 def launch(num_processes: int, args: list[str]) -> int:

@@ -52,6 +52,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
+_SSML = 0x10
 _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4, "wordgap": 7}
 _EE_OK = 0
 STEADY = "steady"
@@ -247,13 +248,16 @@ def _check(code: int, what: str) -> None:
 
 
 def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
-               pitch_range: int = 50, volume: int = 100, word_gap: int = 0
-               ) -> tuple[np.ndarray, int]:
+               pitch_range: int = 50, volume: int = 100, word_gap: int = 0,
+               ssml: bool = False) -> tuple[np.ndarray, int]:
     """Render ``text`` as speech; return ``(wave, sample_rate)``.
 
     ``voice``: an eSpeak NG voice name, optionally with a variant (``"en-us"``, ``"en+f3"``).
     ``rate``: words per minute (80-450); ``pitch``/``pitch_range``: 0-100; ``volume``: 0-200
     percent; ``word_gap``: extra pause between words in units of 10 ms.
+    ``ssml``: ``text`` is SSML (``<speak>...</speak>``; eSpeak NG honours ``<break time="300ms"/>``,
+    ``<emphasis>``, ``<prosody>`` and ``<say-as>``); the parameters above are the base that SSML
+    tags modify. Escape ``&``, ``<`` and ``>`` in the words (:func:`xml.sax.saxutils.escape`).
     Returns a float32 array ``[samples]`` in [-1, 1] and the rate in Hz (22050).
     """
     if not text or not text.strip():
@@ -279,8 +283,9 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50
             lib.espeak_ng_SetRandSeed(0)  # the noise source of breathy and whispered voices
         _ENGINE.chunks = []
         try:
-            _check(lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None,
-                                    None), "espeak_Synth")
+            flags = _CHARS_UTF8 | (_SSML if ssml else 0)
+            _check(lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, flags, None, None),
+                   "espeak_Synth")
             _check(lib.espeak_Synchronize(), "espeak_Synchronize")
             chunks, sr = _ENGINE.chunks, _ENGINE.sample_rate
         finally:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import typer
 
 from rlhf import __version__
+from rlhf.cli import annotate as annotate_cmd
+from rlhf.cli import compare as compare_cmd
 from rlhf.cli import recipes as recipes_cmd
 from rlhf.cli import rewards as rewards_cmd
 from rlhf.cli import run as run_cmd
+from rlhf.cli import sweep as sweep_cmd
 from rlhf.cli.errors import Settings
 
 app = typer.Typer(
@@ -21,7 +24,10 @@ app = typer.Typer(
 )
 app.add_typer(recipes_cmd.app, name="recipes")
 app.add_typer(rewards_cmd.app, name="rewards")
+app.add_typer(annotate_cmd.app, name="annotate")
 run_cmd.register(app)
+sweep_cmd.register(app)
+compare_cmd.register(app)
 
 
 def _version(value: bool) -> None:

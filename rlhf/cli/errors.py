@@ -33,7 +33,10 @@ def cli_errors() -> Iterator[None]:
     except UserError as exc:
         if Settings.debug:
             err_console.print_exception()
-        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        if getattr(exc, "label", None) == "waiting":  # a stage that waits for people
+            err_console.print(f"[bold yellow]waiting:[/bold yellow] {exc}")
+        else:
+            err_console.print(f"[bold red]error:[/bold red] {exc}")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]")

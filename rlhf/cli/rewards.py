@@ -90,7 +90,9 @@ def _design_from_recipe(recipe: Path, stage: str):  # noqa: ANN202
 def score(
     name: str = typer.Argument(None, help="Reward name (rlhf rewards ls) or module:function."),
     input: Path = typer.Option(..., "--input", "-i", help="Rows: JSONL, JSON, Parquet or a "
-                               "HF dataset directory, with prompt, completion and columns."),
+                               "HF dataset directory, with prompt, completion and columns "
+                               "(audio rewards: audio = WAV/FLAC path relative to this file, "
+                               "text = the intended words)."),
     output: Path = typer.Option(..., "--output", "-o", help="Scored rows (JSONL)."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Reward parameter key=value."),
     recipe: Path = typer.Option(None, "--recipe", help="Score with a stage's reward design."),
@@ -131,7 +133,8 @@ def score(
             task = bar.add_task("scoring", total=len(rows))
             out, summary = score_rows(design, rows, batch_size=batch_size,
                                       group_size=group_size,
-                                      progress=lambda n: bar.advance(task, n))
+                                      progress=lambda n: bar.advance(task, n),
+                                      base_dir=input.parent if input.is_file() else input)
         write_rows(output, out)
         mean = "n/a" if summary.mean is None else f"{summary.mean:.4f}"
         console.print(f"scored {summary.n_scored}/{summary.n_rows} rows, mean reward {mean} "

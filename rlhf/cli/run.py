@@ -1,5 +1,5 @@
 """``rlhf run NAME_OR_PATH [key.path=value ...] [--run-dir DIR] [--resume RUN_DIR] [--dry-run]
-[--num-processes N]``.
+[--num-processes N] [--tag KEY=VALUE ...] [--run-name NAME]``.
 
 With more than one process (``distributed.num_processes`` or ``--num-processes``) this command
 launches the workers (see :mod:`rlhf.launch`) and exits with their exit code.
@@ -40,6 +40,10 @@ def run(
     num_processes: int = typer.Option(None, "--num-processes", min=1, help="Processes to "
                                       "train on (one per GPU, or CPU processes); overrides "
                                       "distributed.num_processes."),
+    tags: list[str] = typer.Option(None, "--tag", help="KEY=VALUE tag of the run's parent "
+                                   "MLflow run (repeatable); rlhf sweep tags its runs so."),
+    run_name: str = typer.Option(None, "--run-name", help="Name of the parent MLflow run "
+                                 "(default <recipe>/<run dir name>)."),
 ) -> None:
     """Run a recipe: validate it, then run its stages, tracked in MLflow."""
     from rlhf import launch
@@ -58,6 +62,7 @@ def run(
         if resume is not None and run_dir is not None and resume != run_dir:
             raise UserError("give either --run-dir or --resume, not both")
         overrides = list(overrides or [])
+        extra_tags = parse_tags(tags or [])
         if num_processes is not None:
             overrides.append(f"distributed.num_processes={num_processes}")
         loaded = load_recipe(recipe, overrides)
@@ -72,21 +77,32 @@ def run(
 
         launch.check_machine(loaded)
         if launch.needs_launch(loaded):
-            code = _launch(loaded, recipe, overrides, run_dir, resume)
+            code = _launch(loaded, recipe, overrides, run_dir, resume, tags or [], run_name)
             if code:
                 raise typer.Exit(code)
             return
         try:
             outcome = run_recipe(loaded, run_dir=resume or run_dir, resume=resume is not None,
-                                 debug=Settings.debug)
+                                 debug=Settings.debug, tags=extra_tags, run_name=run_name)
             if distributed.is_main():
                 _print_summary(loaded, outcome)
         finally:
             distributed.shutdown()
 
 
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` (``--tag``) -> ``{k: v}``; a missing ``=`` or key is a user error."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--tag {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
 def _launch(loaded, recipe: str, overrides: list[str], run_dir: Path | None,  # noqa: ANN001
-            resume: Path | None) -> int:
+            resume: Path | None, tags: list[str], run_name: str | None) -> int:
     """Start the workers on one run directory, chosen here; return their exit code."""
     from rlhf import launch
     from rlhf.recipe.run_state import STATE_FILE, new_run_dir
@@ -105,7 +121,7 @@ def _launch(loaded, recipe: str, overrides: list[str], run_dir: Path | None,  # 
     Console(stderr=True).print(f"[bold]launching {n} processes[/bold] ({backend}), "
                                f"run directory {target}")
     return launch.launch(n, launch.worker_args(recipe, overrides, target, resume is not None,
-                                               Settings.debug))
+                                               Settings.debug, tags, run_name))
 
 
 def _has_cuda() -> bool:

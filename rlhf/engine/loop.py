@@ -48,7 +48,7 @@ class Engine:
 
     def __init__(self, ctx: StageContext, opts: RLOptions) -> None:
         from rlhf.data import load_records
-        from rlhf.policies.text import TextPolicy
+        from rlhf.policies import build_policy
 
         self.ctx, self.opts = ctx, opts
         self.world, self.rank = dist.world_size(), dist.rank()
@@ -60,9 +60,13 @@ class Engine:
         self.sampler = PromptSampler(loaded.rows, ctx.seed)
         self.eval_rows = (load_records(ctx.path(opts.data.eval), "prompt").rows
                           if opts.data.eval else [])
-        self.policy = TextPolicy(ctx.resolve(opts.policy.model), opts.policy,
-                                 need_reference=opts.kl_coef > 0)
-        self.design = CompositeReward(opts.rewards, opts.reward_aggregation, opts.reward_clip)
+        self.policy = build_policy(ctx.resolve(opts.policy.model), opts.policy,
+                                   need_reference=opts.kl_coef > 0)
+        # ``@stage/path`` in a reward's params (e.g. preference.model's ``path: "@rm/model"``)
+        rewards = [r.model_copy(update={"params": {k: ctx.resolve(v) if isinstance(v, str) else v
+                                                   for k, v in r.params.items()}})
+                   for r in opts.rewards]
+        self.design = CompositeReward(rewards, opts.reward_aggregation, opts.reward_clip)
         self.kl = (AdaptiveKLController(opts.kl_coef, opts.kl_target, opts.kl_horizon)
                    if opts.kl_target else FixedKLController(opts.kl_coef))
         self.critic = self.critic_optimizer = None

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewards.spec import RewardSpec
+from rlhf.policies import adapter_has_critic
 from rlhf.policies.text import TextPolicyOptions
 from rlhf.stages.base import StageOptions
 
@@ -100,6 +101,9 @@ class RLOptions(StageOptions):
         if self.micro_batch_size and self.micro_batch_size > mb:
             raise ValueError(f"micro_batch_size {self.micro_batch_size} exceeds the minibatch "
                              f"({mb})")
+        if self.advantage == "gae" and not adapter_has_critic(self.policy.adapter):
+            raise ValueError(f"policy.adapter {self.policy.adapter!r} has no PPO critic; use "
+                             "grpo or dapo (advantage: group or rloo)")
         if self.advantage in ("group", "rloo") and self.group_size < 2:
             raise ValueError("group advantages need group_size >= 2")
         if self.loss_agg == "seq_mean_token_sum_norm" and self.policy.sampling.max_new_tokens < 1:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlhf.models.lora import LoraOptions
 from rlhf.policies.base import Rollout
@@ -40,10 +40,22 @@ class TextPolicyOptions(BaseModel):
 
     model: str
     """Hub id, local path, ``tiny:lm`` or ``@stage/model``."""
+    adapter: str = "text"
+    """Policy adapter (:data:`rlhf.policies.POLICIES`): ``text`` (completions are text),
+    ``espeak_prosody`` (control tokens rendered as speech by eSpeak NG), or ``module:Class``."""
+    adapter_options: dict[str, Any] = Field(default_factory=dict)
+    """Options of the adapter, checked against its ``Options`` model (``text`` takes none)."""
     lora: LoraOptions | None = None
     """Train LoRA adapters; the reference is then the base with adapters disabled."""
     trust_remote_code: bool = False
     sampling: SamplingOptions = SamplingOptions()
+
+    @model_validator(mode="after")
+    def _adapter_known(self) -> "TextPolicyOptions":
+        from rlhf.policies import check_adapter
+
+        check_adapter(self.adapter, self.adapter_options)
+        return self
 
 
 def _log_softmax_gather(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -61,7 +73,7 @@ class TextPolicy:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = load_causal_lm(spec, options.trust_remote_code)
+        model = self._prepare(load_causal_lm(spec, options.trust_remote_code))
         self.uses_lora = options.lora is not None
         self.reference_model = None
         if need_reference and not self.uses_lora:
@@ -69,6 +81,15 @@ class TextPolicy:
         self.model = apply_lora(model, options.lora, "CAUSAL_LM") if self.uses_lora else model
         self.pad_token_id = int(self.tokenizer.pad_token_id)
         self.eos_token_id = int(self.tokenizer.eos_token_id)
+
+    def _prepare(self, model: Any) -> Any:
+        """Hook for adapters: adjust the loaded model and ``self.tokenizer`` (e.g. add tokens)
+        before the reference copy and LoRA are made."""
+        return model
+
+    def _generate_kwargs(self) -> dict[str, Any]:
+        """Hook for adapters: extra keyword arguments of ``model.generate``."""
+        return {}
 
     # -- prompts ---------------------------------------------------------------------------------
     def prompt_text(self, prompt: Any) -> str:
@@ -95,7 +116,7 @@ class TextPolicy:
             input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
             temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
             max_new_tokens=s.max_new_tokens, pad_token_id=self.pad_token_id,
-            eos_token_id=self.eos_token_id)
+            eos_token_id=self.eos_token_id, **self._generate_kwargs())
         completion_ids = out[:, prompt_ids.shape[1]:]
         is_eos = completion_ids == self.eos_token_id
         has_eos = is_eos.any(dim=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from rlhf.recipe.run_state import (
     new_run_dir, save_state,
 )
 from rlhf.recipe.schema import DistributedConfig, Recipe, ResolvedStage
-from rlhf.stages.base import StageContext, StageResult
+from rlhf.stages.base import StageContext, StageResult, StageWaiting
 
 
 @dataclass
@@ -95,8 +96,15 @@ def _save(run_dir: Path, state: RunState) -> None:
 
 
 def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False,
-               console: Console | None = None, debug: bool = False) -> RunOutcome:
-    """Run every stage not yet finished. ``resume`` requires ``run_dir`` to hold a state file."""
+               console: Console | None = None, debug: bool = False,
+               tags: Mapping[str, Any] | None = None, run_name: str | None = None) -> RunOutcome:
+    """Run every stage not yet finished. ``resume`` requires ``run_dir`` to hold a state file.
+
+    ``tags``: extra MLflow tags of the parent run (values become strings), e.g. the
+    ``rlhf.sweep`` / ``rlhf.variant`` / ``rlhf.seed`` of a sweep run (``rlhf run --tag k=v``).
+    They are set again on resume; the runner's own tags (``rlhf.recipe``, ``rlhf.run_dir``,
+    ``rlhf.reward_fingerprint``) win over an extra tag of the same key. ``run_name``: the parent
+    run's MLflow name (default ``<recipe>/<run dir name>``)."""
     from rlhf.launch import check_machine
     from rlhf.tracking import RecipeTracker, flatten, redact_tree, resolve_uri, reward_fingerprint
 
@@ -126,8 +134,10 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False
     all_rewards = [r for s in recipe.stages for r in stage_rewards(s)]
     uri = resolve_uri(recipe.tracking.uri) if recipe.tracking.enabled else None
     tracker = RecipeTracker(
-        uri, recipe.tracking.experiment or recipe.name, run_name=f"{recipe.name}/{run_dir.name}",
-        tags={"rlhf.recipe": recipe.name, "rlhf.run_dir": str(run_dir.resolve()),
+        uri, recipe.tracking.experiment or recipe.name,
+        run_name=run_name or f"{recipe.name}/{run_dir.name}",
+        tags={**dict(tags or {}),
+              "rlhf.recipe": recipe.name, "rlhf.run_dir": str(run_dir.resolve()),
               "rlhf.reward_fingerprint": reward_fingerprint(all_rewards)},
         enabled=recipe.tracking.enabled and main)
     state.parent_run_id = tracker.start(resume_run_id=state.parent_run_id) if main else None
@@ -147,7 +157,7 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, resume: bool = False
                 console.print(f"[dim]· {stage.name} ({stage.kind}): finished earlier, skipped[/dim]")
                 continue
             results[stage.name] = _run_stage(recipe, stage, run_dir, state, tracker, console, debug)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StageWaiting):
         status = "KILLED"
         raise
     except BaseException:
@@ -188,6 +198,11 @@ def _run_stage(recipe: Recipe, stage: ResolvedStage, run_dir: Path, state: RunSt
         _save(run_dir, state)
         stage_tracker.close("KILLED")
         raise
+    except StageWaiting as exc:  # waits for people: stopped cleanly, resumed later
+        state.update(stage.name, status=INTERRUPTED, waiting=str(exc)[:2000])
+        _save(run_dir, state)
+        stage_tracker.close("KILLED")
+        raise
     except BaseException as exc:
         state.update(stage.name, status=FAILED, error=str(exc)[:2000])
         _save(run_dir, state)
@@ -203,6 +218,7 @@ def _run_stage(recipe: Recipe, stage: ResolvedStage, run_dir: Path, state: RunSt
     result = dist.broadcast(result)
     state.update(stage.name, status=FINISHED, result=result.to_json())
     state.stages[stage.name].pop("error", None)
+    state.stages[stage.name].pop("waiting", None)
     _save(run_dir, state)
     shown = ", ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:4])
     console.print(f"  [green]✓[/green] {stage.name}: {shown}", soft_wrap=True)

@@ -27,7 +27,15 @@ STAGES.register("dapo", "rlhf.algorithms.dapo:STAGE",
                 "DAPO: clip-higher, token-level loss, dynamic sampling, overlong shaping")
 STAGES.register("ppo", "rlhf.algorithms.ppo:STAGE",
                 "PPO with a critic, GAE and a KL penalty (own engine)")
+STAGES.register("tts_prompts", "rlhf.policies.audio.data_stage:STAGE",
+                "Sentences for the TTS recipes (rl_prompts.jsonl, eval_prompts.jsonl)")
 STAGES.register("evaluate_policy", "rlhf.stages.evaluate:STAGE",
                 "Sample from policies and score them with a reward (before/after)")
+STAGES.register("annotate", "annotation.stage:STAGE",
+                "Push speech pairs to Argilla, wait for annotators, pull preferences")
+STAGES.register("rerank_data", "rlhf.policies.rerank.stages:DATA_STAGE",
+                "GR2 data: catalogue, semantic IDs, SID tokenizer, teacher traces, prompts")
+STAGES.register("rerank_eval", "rlhf.policies.rerank.stages:EVAL_STAGE",
+                "GR2 evaluation: Recall@1/5, NDCG@5, order-copy rate on held-out users")
 
 __all__ = ["STAGES", "StageContext", "StageOptions", "StageResult", "StageSpec"]

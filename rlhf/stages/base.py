@@ -14,12 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from rlhf.errors import RecipeError
+from rlhf.errors import RecipeError, UserError
 
 if TYPE_CHECKING:
     from rlhf.tracking import StageTracker
 
 REF_PREFIX = "@"
+
+
+class StageWaiting(UserError):
+    """A stage that cannot finish yet because it waits for people (e.g. annotators).
+
+    The runner stops the run cleanly (the stage is marked interrupted, not failed, and no
+    traceback is written); the CLI prints the message, which should say what is awaited and
+    how to continue (``rlhf run --resume RUN_DIR``), and exits with code 3."""
+
+    exit_code = 3
+    label = "waiting"
 
 
 class StageOptions(BaseModel):

@@ -66,6 +66,7 @@ class StageTracker:
         kind: str,
         flush_every: int = DEFAULT_FLUSH_EVERY,
         history: dict[str, list[tuple[int, float]]] | None = None,
+        parent_run_id: str | None = None,
     ) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
@@ -75,6 +76,9 @@ class StageTracker:
         self.kind = kind
         self.flush_every = flush_every
         self.history: dict[str, list[tuple[int, float]]] = history or {}
+        self.parent_run_id = parent_run_id
+        self.parent_metrics: dict[str, float] = {}
+        """What :meth:`log_parent_metrics` recorded (kept when tracking is disabled, too)."""
         self.skipped = 0
         self._buffer: list[Any] = []
         self._closed = False
@@ -120,6 +124,33 @@ class StageTracker:
             kept += 1
         if len(self._buffer) >= self.flush_every:
             self.flush()
+        return kept
+
+    def log_parent_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> int:
+        """Record ``metrics`` on the recipe's PARENT run (not this stage's child run), at once.
+
+        For results that compare stages and belong to the whole recipe run, e.g. an evaluation
+        stage's ``eval/<model>/<metric>``. Values are filtered as in :meth:`log_metrics` and kept
+        in :attr:`parent_metrics`; nothing is written when tracking is disabled or the stage has
+        no parent run. Returns how many values were kept."""
+        self._check_open()
+        timestamp = _io.now_ms()
+        kept = 0
+        batch: list[Any] = []
+        for key, raw in metrics.items():
+            value = _io.as_float(raw)
+            if value is None:
+                self.skipped += 1
+                continue
+            key = safe_key(key)
+            self.parent_metrics[key] = value
+            kept += 1
+            if self._client is not None and self.parent_run_id is not None:
+                from mlflow.entities import Metric
+
+                batch.append(Metric(key, value, timestamp, int(step)))
+        for part in _io.chunks(batch, _io.MAX_METRICS_PER_BATCH):
+            self._client.log_batch(self.parent_run_id, metrics=list(part))
         return kept
 
     def flush(self) -> None:
@@ -335,7 +366,8 @@ class RecipeTracker:
                 _io.set_tags(client, run_id, extra)
         else:
             run_id = _io.create_run(client, self._experiment_id, name, all_tags)
-        stage = StageTracker(client, run_id, name, kind, every, history)
+        stage = StageTracker(client, run_id, name, kind, every, history,
+                             parent_run_id=self._run_id)
         self._stages.append(stage)
         return stage
 

@@ -281,3 +281,22 @@ def test_params_are_batched_by_100(store_uri: str, reader, experiment_name, monk
     tracker.end()
     params = reader.get_run(tracker.run_id).data.params
     assert len(params) == 250 and params["layers.249.width"] == "249"
+
+
+def test_stage_logs_metrics_on_the_parent_run(store_uri: str, reader, experiment_name) -> None:
+    """``log_parent_metrics``: an evaluation stage's results land on the recipe's parent run."""
+    with RecipeTracker(store_uri, experiment_name, "parent-metrics") as tracker:
+        with tracker.stage("eval", "rerank_eval") as stage:
+            assert stage.parent_run_id == tracker.run_id
+            kept = stage.log_parent_metrics({"eval/rl/ndcg_at_5": 0.5, "eval/sft/x": math.nan,
+                                             "eval/pre_rank/recall_at_1": np.float32(0.25)})
+            stage.log_metrics({"own": 1.0}, step=0)
+        assert kept == 2 and stage.parent_metrics == {"eval/rl/ndcg_at_5": 0.5,
+                                                      "eval/pre_rank/recall_at_1": 0.25}
+    assert reader.get_run(tracker.run_id).data.metrics == {"eval/rl/ndcg_at_5": 0.5,
+                                                           "eval/pre_rank/recall_at_1": 0.25}
+    assert reader.get_run(stage.run_id).data.metrics == {"own": 1.0}
+    disabled = RecipeTracker(None, "exp", "run", enabled=False)
+    with disabled.stage("eval", "rerank_eval") as off:
+        assert off.log_parent_metrics({"eval/rl/ndcg_at_5": 0.5}) == 1
+    assert off.parent_metrics == {"eval/rl/ndcg_at_5": 0.5}
