@@ -146,6 +146,7 @@ for _name, _target in {
     "preference.model": "rewards.preference.reward:PreferenceModelReward",
     "judge.generative": "rewards.generative.reward:GenerativeJudgeReward",
     "judge.match": "rewards.generative.match:JudgmentMatch",
+    "emphasis.solver": "rewards.emphasis:EmphasisSolverReward",
     "audio.duration": "rewards.audio.guards:Duration",
     "audio.clipping": "rewards.audio.guards:Clipping",
     "audio.silence": "rewards.audio.guards:Silence",

@@ -33,6 +33,10 @@ STAGES.register("evaluate_policy", "rlhf.stages.evaluate:STAGE",
                 "Sample from policies and score them with a reward (before/after)")
 STAGES.register("annotate", "annotation.stage:STAGE",
                 "Push speech pairs to Argilla, wait for annotators, pull preferences")
+STAGES.register("emphasis_data", "rlhf.policies.emphasis.data_stage:STAGE",
+                "Emphasis (HiLight) data: actor prompts, held-out QA, warm-start rows")
+STAGES.register("emphasis_eval", "rlhf.policies.emphasis.eval_stage:STAGE",
+                "Held-out solver QA with no / random / actor emphasis, and a transfer solver")
 STAGES.register("rerank_data", "rlhf.policies.rerank.stages:DATA_STAGE",
                 "GR2 data: catalogue, semantic IDs, SID tokenizer, teacher traces, prompts")
 STAGES.register("rerank_eval", "rlhf.policies.rerank.stages:EVAL_STAGE",
