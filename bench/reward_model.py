@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.child import run_child  # noqa: E402
+
 MODEL = "tiny:reward"
 N_PAIRS = 1024
 BATCH = 32
@@ -135,19 +135,7 @@ def _child(side: str, out: Path) -> None:
 
 
 def _run_child(side: str) -> dict[str, Any]:
-    """Run one side in a fresh interpreter (sequentially: the machine may have 2 cores)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
-    with tempfile.TemporaryDirectory(prefix="bench-rm-") as tmp:
-        out = Path(tmp) / f"{side}.json"
-        proc = subprocess.run([sys.executable, "-m", "bench.reward_model", "--child", side,
-                               str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                              check=False)
-        if proc.returncode != 0 or not out.exists():
-            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-            raise RuntimeError(f"bench.reward_model: the {side!r} child failed "
-                               f"(exit {proc.returncode})")
-        result = json.loads(out.read_text(encoding="utf-8"))
+    result = run_child("bench.reward_model", side, THREADS)
     result["sps"] = TIMED * BATCH / (result["end"] - result["start"])
     return result
 

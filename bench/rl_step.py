@@ -22,7 +22,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.child import run_child  # noqa: E402
+
 MODEL = "tiny:lm"
 PROMPTS_PER_STEP = 8
 GROUP = 8
@@ -241,17 +241,7 @@ def _child(side: str, out: Path) -> None:
 
 
 def _run_child(side: str) -> dict[str, Any]:
-    """Run one side in a fresh interpreter (sequentially: the machine may have 2 cores)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
-    with tempfile.TemporaryDirectory(prefix="bench-rl-") as tmp:
-        out = Path(tmp) / f"{side}.json"
-        proc = subprocess.run([sys.executable, "-m", "bench.rl_step", "--child", side, str(out)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not out.exists():
-            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-            raise RuntimeError(f"bench.rl_step: the {side!r} child failed (exit {proc.returncode})")
-        return json.loads(out.read_text(encoding="utf-8"))
+    return run_child("bench.rl_step", side, THREADS)
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
