@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup server-env demo test bench clean
+.PHONY: setup server-env browser demo test bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 2; }
@@ -23,10 +23,21 @@ setup: $(STAMP)
 server-env: setup
 	$(BIN)/python -m annotation.server.env
 
+# Debian's Chromium + ChromeDriver for the annotation UI's browser test: installed with apt-get
+# when missing (as root, or through sudo); otherwise say what to install.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "warning: install Chromium and ChromeDriver (/usr/bin/chromium, /usr/bin/chromedriver) for the browser test"; exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	echo "installing Debian's chromium and chromium-driver for the browser test"; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+
 demo: setup server-env
 	$(BIN)/rlhf run quickstart
 
-test: setup server-env
+test: setup server-env browser
 	$(BIN)/python -m pytest -q tests
 
 bench: setup server-env

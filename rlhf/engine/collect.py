@@ -60,31 +60,41 @@ def _select_groups(c: Collected, groups: list[int], group_size: int) -> Collecte
 def collect(next_rows: Callable[[int], list[dict[str, Any]]], policy: Any,
             design: CompositeReward, prompts_per_step: int, group_size: int,
             dynamic_sampling: bool, max_rounds: int,
-            all_done: Callable[[bool], bool] = bool) -> Collected:
+            all_done: Callable[[bool], bool] = bool, refill: str = "full",
+            all_max: Callable[[int], int] = int) -> Collected:
     """One step's batch: ``prompts_per_step`` groups of ``group_size`` completions.
 
     Under data parallelism ``prompts_per_step`` is this rank's share, ``next_rows`` hands out this
     rank's rows of each global draw, and ``all_done`` tells whether every rank has filled its
     batch: a rank that is full keeps drawing (so the sampler stays in step on all ranks) without
     generating, until all are full or ``max_rounds`` is reached.
+
+    ``refill`` (dynamic sampling only): ``full`` generates ``prompts_per_step`` groups every
+    round (as DAPO's reference implementation does, surplus dropped); ``missing`` generates, after
+    the first round, only as many groups as the batch still lacks (the largest shortfall over
+    ranks is drawn so the sampler stays in step; a rank generates its own shortfall).
     """
     kept: list[Collected] = []
     n_kept = generated = rounds = 0
     while True:
         rounds += 1
-        rows = next_rows(prompts_per_step)
-        if n_kept < prompts_per_step:
+        missing = prompts_per_step - n_kept
+        draw = prompts_per_step if rounds == 1 or refill == "full" else all_max(missing)
+        rows = next_rows(draw)
+        if missing > 0:
+            if refill == "missing":
+                rows = rows[:missing]
             prompts, columns = split_columns(rows)
             rollout = policy.generate(prompts, group_size, columns)
             rewards, components, errors = score_rollout(design, rollout, group_size)
             batch = Collected(rollout, rewards, components, errors)
-            generated += prompts_per_step
+            generated += len(rows)
             if not dynamic_sampling:
                 kept.append(batch)
                 n_kept += prompts_per_step
                 break
             keep = keep_mask(fill_unscored(rewards, group_size), group_size)
-            groups = [g for g in range(prompts_per_step) if bool(keep[g])]
+            groups = [g for g in range(len(rows)) if bool(keep[g])]
             groups = groups[: prompts_per_step - n_kept]
             if groups:
                 kept.append(_select_groups(batch, groups, group_size))

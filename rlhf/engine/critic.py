@@ -27,6 +27,8 @@ class ValueModel(nn.Module):
                    lm.config.hidden_size)
 
     def forward(self, rollout: Rollout) -> torch.Tensor:
+        """[N, T] values on the critic's device (the rollout may be on the CPU)."""
+        rollout = rollout.to(self.head.weight.device)
         ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], dim=1)
         attn = torch.cat([rollout.prompt_mask, torch.ones_like(rollout.completion_ids)], dim=1)
         position_ids = (attn.cumsum(dim=1) - 1).clamp(min=0)

@@ -16,9 +16,9 @@ How the engine shares one step among ``W`` ranks, each holding a full replica of
   so the update equals the single-process update on the global minibatch;
 - metrics are reduced across ranks (:func:`reduce_metrics`) before rank 0 logs them.
 
-The engine keeps its tensors on the CPU, so its collectives go through gloo: the default group
-on a CPU-only machine, and a second gloo group beside NCCL when CUDA is present (the TRL stages
-train on the GPUs through NCCL).
+Small values and objects go through gloo: the default group on a CPU-only machine, and a second
+gloo group beside NCCL when CUDA is present. Gradients and parameters of a policy placed on a GPU
+(``device: cuda``) are reduced with NCCL on the device.
 """
 
 from __future__ import annotations
@@ -169,13 +169,37 @@ def broadcast(obj: Any) -> Any:
 
 
 # -- tensors -------------------------------------------------------------------------------------
+def _tensor_group(t: torch.Tensor) -> Any:
+    """The group for a collective on ``t``: NCCL's default group for CUDA tensors when the
+    default backend is NCCL, the gloo group otherwise."""
+    return None if t.is_cuda and dist.get_backend() == "nccl" else _group()
+
+
+def _all_reduce(t: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    """All-reduce ``t`` in place where its device allows, else through a CPU copy."""
+    group = _tensor_group(t)
+    if t.is_cuda and group is not None:  # gloo without CUDA support: go through the host
+        host = t.cpu()
+        dist.all_reduce(host, group=group, **kwargs)
+        t.copy_(host)
+    else:
+        dist.all_reduce(t, group=group, **kwargs)
+    return t
+
+
 def broadcast_module(module: torch.nn.Module | None) -> None:
     """Copy rank 0's parameters and buffers to every rank (identical replicas at the start)."""
     if module is None or not _active():
         return
     with torch.no_grad():
         for tensor in module.state_dict(keep_vars=True).values():
-            dist.broadcast(tensor.data, src=0, group=_group())
+            group = _tensor_group(tensor.data)
+            if tensor.data.is_cuda and group is not None:
+                host = tensor.data.cpu()
+                dist.broadcast(host, src=0, group=group)
+                tensor.data.copy_(host)
+            else:
+                dist.broadcast(tensor.data, src=0, group=group)
 
 
 def sum_gradients(params: list[torch.nn.Parameter]) -> None:
@@ -189,7 +213,7 @@ def sum_gradients(params: list[torch.nn.Parameter]) -> None:
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                       .to(torch.float32) for p in params])
     dist.all_reduce(have, group=_group())
-    dist.all_reduce(flat, group=_group())
+    _all_reduce(flat)
     offset = 0
     for p, had in zip(params, have.tolist(), strict=True):
         n = p.numel()

@@ -23,11 +23,12 @@ from rlhf.engine import advantages as adv
 from rlhf.engine import distributed as dist
 from rlhf.engine.checkpoint import Stateful, load_checkpoint, load_rank_state, save_checkpoint
 from rlhf.engine.collect import Collected, collect, fill_unscored
+from rlhf.engine.device import place
 from rlhf.engine.kl_control import AdaptiveKLController, FixedKLController
 from rlhf.engine.losses import masked_whiten
 from rlhf.engine.options import RLOptions
 from rlhf.engine.reporting import StepReporter, evaluate_prompts
-from rlhf.engine.sampler import PromptSampler
+from rlhf.engine.sampler import PromptSampler, resolve_audio_paths
 from rlhf.engine.update import Batch, update
 from rlhf.errors import UserError
 from rlhf.stages.base import StageContext, StageResult
@@ -57,8 +58,10 @@ class Engine:
         loaded = load_records(ctx.path(opts.data.train), "prompt",
                               on_bad_rows=opts.data.on_bad_rows,
                               rejected_path=ctx.stage_dir / "rejected_train.jsonl")
-        self.sampler = PromptSampler(loaded.rows, ctx.seed)
-        self.eval_rows = (load_records(ctx.path(opts.data.eval), "prompt").rows
+        self.sampler = PromptSampler(resolve_audio_paths(loaded.rows, ctx.path(opts.data.train)),
+                                     ctx.seed)
+        self.eval_rows = (resolve_audio_paths(load_records(ctx.path(opts.data.eval), "prompt").rows,
+                                              ctx.path(opts.data.eval))
                           if opts.data.eval else [])
         self.policy = build_policy(ctx.resolve(opts.policy.model), opts.policy,
                                    need_reference=opts.kl_coef > 0)
@@ -77,6 +80,7 @@ class Engine:
             self.critic = ValueModel.from_spec(ctx.resolve(spec), opts.policy.trust_remote_code)
             lr = opts.critic.learning_rate if opts.critic else 1e-3
             self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=lr)
+        self.device = place(self.policy, self.critic, opts.device)
         params = [p for p in self.policy.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=opts.learning_rate,
                                            weight_decay=opts.weight_decay)
@@ -144,11 +148,12 @@ class Engine:
         ref_logp = None
         if need_ref:
             ref_logp = (torch.zeros_like(rollout.old_logp) if empty
-                        else self.policy.log_probs(rollout, reference=True))
+                        else self.policy.log_probs(rollout, reference=True).cpu())
         if o.advantage == "gae":
             rewards = torch.where(scored, c.rewards, torch.zeros_like(c.rewards))
             with torch.no_grad():
-                values = torch.zeros_like(rollout.old_logp) if empty else self.critic(rollout)
+                values = (torch.zeros_like(rollout.old_logp) if empty
+                          else self.critic(rollout).cpu())
             token_rewards = torch.zeros_like(rollout.old_logp)
             if ref_logp is not None:
                 token_rewards = -self.kl.value * (rollout.old_logp - ref_logp)
@@ -183,7 +188,8 @@ class Engine:
         o = self.opts
         started = time.perf_counter()
         c = collect(self._next_rows, self.policy, self.design, o.prompts_per_step // self.world,
-                    o.group_size, o.dynamic_sampling, o.max_rounds, dist.all_true)
+                    o.group_size, o.dynamic_sampling, o.max_rounds, dist.all_true, o.refill,
+                    dist.max_int)
         generated = time.perf_counter()
         stats: dict[str, float] = {}
         if dist.any_true(len(c.rollout) > 0):

@@ -82,11 +82,18 @@ class RLOptions(StageOptions):
     """DAPO: drop groups whose rewards are all equal and generate more until the batch is full."""
     max_rounds: int = Field(4, ge=1)
     """Generation rounds per step at most, with dynamic sampling."""
+    refill: Literal["full", "missing"] = "full"
+    """Dynamic sampling: each extra round generates a full batch of groups (``full``, DAPO's
+    reference behaviour) or only the groups the batch still lacks (``missing``: less compute,
+    fewer surplus groups)."""
     mask_truncated: bool = False
     """Leave completions that hit max_new_tokens out of the loss (DAPO overlong filtering)."""
     gamma: float = Field(1.0, ge=0, le=1)
     lam: float = Field(0.95, ge=0, le=1)
     critic: CriticOptions | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the policy (and critic) train: ``auto`` = this process's GPU when CUDA is present,
+    else the CPU. Rollouts and rewards stay on the CPU either way."""
     save_every: int = Field(50, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_completions_every: int = Field(10, ge=0)

@@ -67,7 +67,7 @@ class StepReporter:
             per_seq = batch.rollout.old_logp.sum(1)
         else:
             ref = batch.ref_logp if batch.ref_logp is not None else policy.log_probs(
-                batch.rollout, reference=True)
+                batch.rollout, reference=True).cpu()
             mask = batch.rollout.completion_mask
             per_seq = ((batch.rollout.old_logp - ref) * mask).sum(1)
         if dist.world_size() == 1:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+
+
+def resolve_audio_paths(rows: list[dict[str, Any]], data_file: Path, column: str = "audio"
+                        ) -> list[dict[str, Any]]:
+    """``rows`` with a relative path in ``column`` made relative to ``data_file``'s folder
+    (audio prompts of ASR policies; absolute paths and other values are kept)."""
+    from rewards.score_file import resolve_audio
+
+    base = Path(data_file).parent
+    return [{**r, column: resolve_audio(r[column], base)} if isinstance(r.get(column), str) else r
+            for r in rows]
 
 
 class PromptSampler:

@@ -40,6 +40,13 @@ class Batch:
     returns: torch.Tensor | None = None
 
 
+    def to(self, device: torch.device | str) -> "Batch":
+        """The targets on ``device`` (the rollout itself stays where it is)."""
+        move = (lambda t: None if t is None else t.to(device))  # noqa: E731
+        return Batch(self.rollout, self.advantages.to(device), self.loss_mask.to(device),
+                     move(self.ref_logp), move(self.old_values), move(self.returns))
+
+
 def _normaliser(mask: torch.Tensor, agg: str) -> float:
     if agg == "token_mean":
         return float(mask.sum())
@@ -141,7 +148,9 @@ def update(policy: Any, batch: Batch, opts: Any, optimizer: torch.optim.Optimize
 def _micro_step(policy: Any, micro: Batch, opts: Any, kl_coef: float, max_len: int,
                 share: float, critic: torch.nn.Module | None) -> dict[str, float]:
     logp = policy.log_probs(micro.rollout)
-    loss, stats = policy_loss(logp, micro.rollout.old_logp, micro.advantages, micro.loss_mask,
+    micro = micro.to(logp.device)  # targets beside the log-probs (a no-op on the CPU)
+    old_logp = micro.rollout.old_logp.to(logp.device)
+    loss, stats = policy_loss(logp, old_logp, micro.advantages, micro.loss_mask,
                               opts.eps_low, opts.eps_high, agg=opts.loss_agg, max_len=max_len)
     out = {"policy_loss": float(loss.detach()), **{k: float(v) for k, v in stats.items()}}
     if micro.ref_logp is not None and kl_coef > 0:

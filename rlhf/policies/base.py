@@ -47,6 +47,14 @@ class Rollout:
         lengths = self.completion_mask.sum(dim=1).long().tolist()
         return [row[:n] for row, n in zip(self.completion_ids.tolist(), lengths, strict=True)]
 
+    def to(self, device: torch.device | str) -> Rollout:
+        """A copy whose tensor fields live on ``device`` (lists and dicts are shared)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, v in values.items():
+            if isinstance(v, torch.Tensor):
+                values[name] = v.to(device)
+        return Rollout(**values)
+
     def select(self, index: list[int] | torch.Tensor) -> Rollout:
         """The rows at ``index`` (tensors and lists alike)."""
         idx = torch.as_tensor(index, dtype=torch.long)
@@ -111,3 +119,8 @@ class PolicyAdapter(Protocol):
 
     def save(self, path: Path) -> None:
         """Save the policy (weights with safetensors, tokenizer/processor) to ``path``."""
+
+    # Optional: ``to(device)`` moves the model (and reference) to an accelerator. The engine
+    # then keeps rollouts on the CPU and expects ``generate`` to return CPU tensors and
+    # ``log_probs`` to accept a CPU rollout (its result may live on the model's device).
+    # Adapters without ``to`` train on the CPU (see :func:`rlhf.engine.device.place`).

@@ -82,6 +82,19 @@ class TextPolicy:
         self.pad_token_id = int(self.tokenizer.pad_token_id)
         self.eos_token_id = int(self.tokenizer.eos_token_id)
 
+    # -- placement -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the trainable model's parameters live."""
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device | str) -> "TextPolicy":
+        """Move the model and the frozen reference to ``device`` (rollouts stay on the CPU)."""
+        self.model.to(device)
+        if self.reference_model is not None:
+            self.reference_model.to(device)
+        return self
+
     def _prepare(self, model: Any) -> Any:
         """Hook for adapters: adjust the loaded model and ``self.tokenizer`` (e.g. add tokens)
         before the reference copy and LoRA are made."""
@@ -112,12 +125,14 @@ class TextPolicy:
         s = self.options.sampling
         was_training = self.model.training
         self.model.eval()
+        device = self.device
         out = self.model.generate(
-            input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
+            input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device),
+            do_sample=True,
             temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
             max_new_tokens=s.max_new_tokens, pad_token_id=self.pad_token_id,
             eos_token_id=self.eos_token_id, **self._generate_kwargs())
-        completion_ids = out[:, prompt_ids.shape[1]:]
+        completion_ids = out[:, prompt_ids.shape[1]:].cpu()
         is_eos = completion_ids == self.eos_token_id
         has_eos = is_eos.any(dim=1)
         first_eos = torch.where(has_eos, is_eos.float().argmax(dim=1),
@@ -130,12 +145,13 @@ class TextPolicy:
         cols = {k: [v for v in vals for _ in range(n)] for k, vals in (columns or {}).items()}
         rollout = Rollout(expanded, prompt_ids, prompt_mask, completion_ids, mask,
                           torch.zeros_like(mask), texts, ~has_eos, cols)
-        rollout.old_logp = self.log_probs(rollout, grad=False)
+        rollout.old_logp = self.log_probs(rollout, grad=False).cpu()
         self.model.train(was_training)
         return rollout
 
     # -- scoring ---------------------------------------------------------------------------------
     def _logits(self, model: Any, rollout: Rollout) -> torch.Tensor:
+        rollout = rollout.to(next(model.parameters()).device)
         ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], dim=1)
         # completion positions after the end token come later in a causal LM: they cannot change
         # the valid positions' logits, so they are simply attended (as during generation)
@@ -157,7 +173,8 @@ class TextPolicy:
 
     def log_probs(self, rollout: Rollout, reference: bool = False, grad: bool = True
                   ) -> torch.Tensor:
-        """[N, T] log-probs of the completion tokens (masked positions are 0)."""
+        """[N, T] log-probs of the completion tokens (masked positions are 0), on the model's
+        device (the CPU unless the policy was moved with :meth:`to`)."""
         if reference:
             with torch.no_grad(), self._reference() as ref:
                 logp = _log_softmax_gather(self._logits(ref, rollout), rollout.completion_ids)
@@ -165,13 +182,14 @@ class TextPolicy:
             with torch.set_grad_enabled(grad):
                 logp = _log_softmax_gather(self._logits(self.model, rollout),
                                            rollout.completion_ids)
-        return logp * rollout.completion_mask
+        return logp * rollout.completion_mask.to(logp.device)
 
     @torch.no_grad()
     def entropy(self, rollout: Rollout) -> torch.Tensor:
+        """[N, T] per-token entropy of the current policy, on the CPU."""
         logits = self._logits(self.model, rollout).float()
         logp = torch.log_softmax(logits, dim=-1)
-        return -(logp.exp() * logp).sum(-1) * rollout.completion_mask
+        return (-(logp.exp() * logp).sum(-1)).cpu() * rollout.completion_mask
 
     def save(self, path: Path) -> None:
         from rlhf.models import save_model

@@ -90,3 +90,35 @@ def test_old_logp_matches_a_fresh_forward():
                                batch.rollout.old_logp, rtol=0, atol=1e-5)
     mask = batch.rollout.completion_mask
     assert ((batch.rollout.old_logp != 0) <= (mask > 0)).all()
+
+
+@pytest.mark.parametrize("refill", ["full", "missing"])
+def test_dynamic_sampling_refill_draws_what_the_batch_lacks(refill):
+    """``missing`` generates only the shortfall after round 1; ``full`` a whole batch each round.
+    Either way the batch holds only groups with reward spread, at most ``prompts_per_step``."""
+    from rewards.compose import CompositeReward
+    from rlhf.engine.dynamic_sampling import keep_mask
+
+    opts = options(policy={"model": "tiny:lm", "sampling": {"max_new_tokens": 1}},
+                   prompts_per_step=6, group_size=3)
+    policy = TextPolicy("tiny:lm", opts.policy, need_reference=False)
+    torch.manual_seed(3)
+    draws: list[int] = []
+    rows = iter(PROMPTS * 100)
+
+    def next_rows(n):
+        draws.append(n)
+        return [next(rows) for _ in range(n)]
+
+    c = collect(next_rows, policy, CompositeReward(opts.rewards), 6, 3, True, 6, bool, refill)
+    kept = int(c.stats["ds_groups_kept"])
+    assert len(draws) >= 2  # single-token completions: some groups are all-equal
+    assert len(c.rollout) == 3 * kept and 0 < kept <= 6
+    assert bool(keep_mask(c.rewards, 3).all())
+    if refill == "full":
+        assert draws == [6] * len(draws)
+        assert c.stats["ds_generated_per_kept"] == pytest.approx(6 * len(draws) / kept)
+    else:
+        # each later draw is the shortfall left by the rounds before it: it never grows
+        assert draws[0] == 6 and draws == sorted(draws, reverse=True) and min(draws) < 6
+        assert sum(draws) == pytest.approx(c.stats["ds_generated_per_kept"] * kept)
