@@ -15,8 +15,9 @@ annotator on one record is seeded by (seed, annotator name, record id), so runs 
 whatever order the records come in.
 
 Built-in preference functions (:data:`PREFERENCES`): ``speaking_rate`` (words of the prompt per
-minute of voiced audio, best at ``target_wpm``) and ``loudness`` (RMS level, best at
-``target_rms``). Any ``module:function`` returning such a function works too.
+minute of voiced audio, best at ``target_wpm``), ``loudness`` (RMS level, best at
+``target_rms``) and ``prosody`` (speaking rate and median pitch, best at ``target_wpm`` and
+``target_hz``; the quickstart's listeners). Any ``module:function`` returning such a function works too.
 """
 
 from __future__ import annotations
@@ -85,8 +86,50 @@ def loudness(target_rms: float = 0.3) -> QualityFn:
     return quality
 
 
+def median_f0(wave: np.ndarray, sample_rate: int, fmin: float = 60.0, fmax: float = 400.0
+              ) -> float:
+    """Median fundamental frequency (Hz) of the voiced 40 ms frames (hop 10 ms), by
+    autocorrelation; 0.0 when no frame is voiced. A frame is voiced when its RMS is at least a
+    tenth of the clip's peak and its autocorrelation peak in ``[1/fmax, 1/fmin]`` s reaches 0.3
+    of its energy."""
+    w = np.asarray(wave, dtype=np.float64)
+    size, hop = int(0.04 * sample_rate), int(0.01 * sample_rate)
+    peak = float(np.max(np.abs(w))) if w.size else 0.0
+    if peak <= 0 or w.size < size:
+        return 0.0
+    lo, hi = max(1, int(sample_rate / fmax)), min(size - 1, int(sample_rate / fmin))
+    found = []
+    for start in range(0, w.size - size, hop):
+        x = w[start:start + size]
+        if np.sqrt(np.mean(x * x)) < 0.1 * peak:
+            continue
+        x = x - x.mean()
+        ac = np.correlate(x, x, "full")[size - 1:]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[0] > 0 and ac[lag] > 0.3 * ac[0]:
+            found.append(sample_rate / lag)
+    return float(np.median(found)) if found else 0.0
+
+
+def prosody(target_wpm: float = 200.0, scale_wpm: float = 60.0, target_hz: float = 120.0,
+            scale_octaves: float = 0.25, pitch_weight: float = 0.5) -> QualityFn:
+    """A listener with a taste in pace and voice height: quality
+    ``(1 − w)·exp(−|wpm − target_wpm| / scale_wpm) + w·exp(−|log2(f0 / target_hz)| /
+    scale_octaves)``, ``w = pitch_weight``; wpm as in :func:`speaking_rate`, f0 the median
+    pitch (:func:`median_f0`, Hz). A clip with no voiced frame scores 0."""
+    rate = speaking_rate(target_wpm, scale_wpm)
+
+    def quality(wave: np.ndarray, sample_rate: int, prompt: str) -> float:
+        f0 = median_f0(wave, sample_rate)
+        if f0 <= 0:
+            return 0.0
+        pitch = math.exp(-abs(math.log2(f0 / target_hz)) / scale_octaves)
+        return (1 - pitch_weight) * rate(wave, sample_rate, prompt) + pitch_weight * pitch
+    return quality
+
+
 PREFERENCES: dict[str, Callable[..., QualityFn]] = {"speaking_rate": speaking_rate,
-                                                    "loudness": loudness}
+                                                    "loudness": loudness, "prosody": prosody}
 
 
 def preference_function(name: str, **params: Any) -> QualityFn:

@@ -5,8 +5,9 @@
    nothing twice.
 2. Wait until ``target`` pairs (default: all) are complete, i.e. have ``annotators_per_pair``
    submitted answers, polling every ``poll_seconds`` with a progress bar. With ``simulate``,
-   scripted annotators (:mod:`annotation.simulate`) answer meanwhile. With ``wait: false``, or
-   when ``timeout_minutes`` pass first, the run stops cleanly (:class:`StageWaiting`, exit code 3)
+   scripted annotators (:mod:`annotation.simulate`) answer meanwhile (and are waited for even
+   with ``wait: false``). With ``wait: false`` and no scripted annotators, or when
+   ``timeout_minutes`` pass first, the run stops cleanly (:class:`StageWaiting`, exit code 3)
    and says where annotators work; ``rlhf run --resume RUN_DIR`` later picks up from here (the
    push is then a no-op).
 3. Pull: ``preferences.jsonl`` (decided pairs; ``chosen`` / ``rejected`` are the original audio
@@ -28,9 +29,9 @@ import os
 import re
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rlhf.errors import UserError
 from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec, StageWaiting
@@ -68,8 +69,12 @@ class AnnotateOptions(StageOptions):
     """Data directory of the embedded server (default: that of ``rlhf annotate serve``)."""
     start_server: bool = True
     """Start the embedded server when it is not running."""
-    annotators_per_pair: int = Field(3, ge=1)
-    """Submitted answers that complete a pair (``TaskDistribution(min_submitted=...)``)."""
+    keep_server: bool = False
+    """Leave an embedded server this stage started running after the stage (to browse the
+    annotations); stop it with ``rlhf annotate stop``."""
+    annotators_per_pair: int | Literal["auto"] = 3
+    """Submitted answers that complete a pair (``TaskDistribution(min_submitted=...)``);
+    ``auto``: every scripted annotator with ``simulate``, else 1 (one person tries it)."""
     wait: bool = True
     """Wait for ``target`` complete pairs; false: stop the run until it is resumed."""
     target: int | None = Field(None, ge=1)
@@ -86,12 +91,34 @@ class AnnotateOptions(StageOptions):
     """Keep pairs whose winning share of votes is at least this."""
     batch_size: int = Field(50, ge=1, le=500)
     simulate: SimulateOptions | None = None
+    """Scripted annotators; ``true``: the defaults, ``false`` / null: people annotate."""
+
+    @field_validator("simulate", mode="before")
+    @classmethod
+    def _simulate_switch(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
+
+    @field_validator("annotators_per_pair")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("annotators_per_pair must be at least 1 (or auto)")
+        return value
+
+    @property
+    def votes_per_pair(self) -> int:
+        """``annotators_per_pair`` with ``auto`` resolved."""
+        if self.annotators_per_pair == "auto":
+            return self.simulate.annotators if self.simulate is not None else 1
+        return int(self.annotators_per_pair)
 
     @model_validator(mode="after")
     def _enough_simulated_annotators(self) -> AnnotateOptions:
-        if self.simulate is not None and self.simulate.annotators < self.annotators_per_pair:
+        if self.simulate is not None and self.simulate.annotators < self.votes_per_pair:
             raise ValueError(f"simulate.annotators ({self.simulate.annotators}) is below "
-                             f"annotators_per_pair ({self.annotators_per_pair}): no pair would "
+                             f"annotators_per_pair ({self.votes_per_pair}): no pair would "
                              "ever be complete")
         return self
 
@@ -101,12 +128,13 @@ def default_dataset_name(ctx: StageContext) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:200] or ctx.name
 
 
-def _connect(opts: AnnotateOptions, say) -> tuple[Any, Any]:  # noqa: ANN001
-    """``(connection, embedded server we started or None)``."""
+def _connect(opts: AnnotateOptions, say) -> tuple[Any, Any, str]:  # noqa: ANN001
+    """``(connection, embedded server we started or None, where to sign in)``."""
     from annotation.argilla.connection import Connection, default_server_dir, resolve
 
     if opts.api_url or os.environ.get("ARGILLA_API_URL"):
-        return resolve(opts.api_url), None
+        conn = resolve(opts.api_url)
+        return conn, None, f"sign in to {conn.api_url} with your Argilla account"
     from annotation.server.embedded import EmbeddedServer
 
     server = EmbeddedServer(opts.server_dir or default_server_dir())
@@ -119,7 +147,9 @@ def _connect(opts: AnnotateOptions, say) -> tuple[Any, Any]:  # noqa: ANN001
         server.start(timeout=300)
         started = server
     conn = Connection(server.url, server.api_key, f"embedded server in {server.data_dir}")
-    return conn, started
+    login = (f"sign in as {server.username!r}; the password is in {server.credentials_path} "
+             "(or add yourself: `rlhf annotate users add NAME`)")
+    return conn, started, login
 
 
 def run(ctx: StageContext, opts: AnnotateOptions) -> StageResult:
@@ -138,9 +168,9 @@ def run(ctx: StageContext, opts: AnnotateOptions) -> StageResult:
     pairs_path = ctx.path(opts.pairs)
     pairs, duplicates = load_pairs(pairs_path)
     dataset = opts.dataset or default_dataset_name(ctx)
-    conn, started = _connect(opts, say)
+    conn, started, login = _connect(opts, say)
     backend = ArgillaBackend(conn, dataset, opts.workspace, outbox=ctx.stage_dir / "outbox.jsonl",
-                             min_submitted=opts.annotators_per_pair, batch_size=opts.batch_size,
+                             min_submitted=opts.votes_per_pair, batch_size=opts.batch_size,
                              log=say)
     ctx.tracker.set_tags({"annotation.dataset": dataset, "annotation.workspace": opts.workspace,
                           "annotation.api_url": conn.api_url})
@@ -170,9 +200,10 @@ def run(ctx: StageContext, opts: AnnotateOptions) -> StageResult:
             say(f"the embedded server keeps running at {conn.api_url} "
                 f"(stop it with `rlhf annotate stop --data-dir {started.data_dir}`)")
         raise StageWaiting(
-            f"annotation of {dataset!r} is not finished: {completed}/{target} pairs complete. "
-            f"Annotators work at {ds_url}; check with `rlhf annotate progress --dataset {dataset}`"
-            f", then continue with `rlhf run --resume {ctx.run_dir}`.")
+            f"annotation of {dataset!r} is not finished: {completed}/{target} pairs complete "
+            f"({opts.votes_per_pair} answer(s) each). Annotate at {ds_url} ({login}); check "
+            f"with `rlhf annotate progress --dataset {dataset}`, then continue with "
+            f"`rlhf run --resume {ctx.run_dir}`.")
 
     result = backend.pull(min_votes=opts.min_votes, min_margin=opts.min_margin,
                           min_agreement=opts.min_agreement)
@@ -185,17 +216,24 @@ def run(ctx: StageContext, opts: AnnotateOptions) -> StageResult:
                "counts": result.counts, "agreement": result.agreement.to_json()}
     (ctx.stage_dir / "agreement.json").write_text(json.dumps(summary, indent=2))
     ctx.tracker.log_dict(summary, "annotation.json")
-    if started is not None:
+    if started is not None and not opts.keep_server:
         started.stop()
     metrics = {k: v for k, v in result.metrics().items() if not math.isnan(v)}
     c, agr = result.counts, result.agreement
+    where = [f"Argilla: dataset {dataset!r} at {ds_url}"]
+    if started is not None:
+        where.append("(server stopped; `rlhf annotate serve` starts it again)"
+                     if not opts.keep_server else
+                     f"({login}; stop the server with `rlhf annotate stop --data-dir "
+                     f"{started.data_dir}`)")
     return StageResult(
         metrics=metrics,
         outputs={"preferences": "preferences.jsonl", "outcomes": "outcomes.jsonl",
                  "agreement": "agreement.json"},
         summary=[f"{c['kept']} preference pairs from {c['total']} annotated pairs "
                  f"({c['tie']} ties, {c['no_majority']} without majority, {c['discarded']} discarded)",
-                 f"Fleiss' κ {_fmt(agr.fleiss_kappa)}, mean Cohen's κ {_fmt(agr.mean_cohen_kappa)}"],
+                 f"Fleiss' κ {_fmt(agr.fleiss_kappa)}, mean Cohen's κ {_fmt(agr.mean_cohen_kappa)}",
+                 *where],
     )
 
 
@@ -232,12 +270,10 @@ def _wait(backend, opts: AnnotateOptions, target: int, ctx: StageContext, consol
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     prog = backend.progress()
-    if prog.completed >= target or not opts.wait:
-        if sim_thread is not None and prog.completed < target:  # simulated: let them finish
-            sim_thread.join()
-            prog = backend.progress()
+    if prog.completed >= target or (not opts.wait and sim_thread is None):
         ctx.tracker.log_metrics({"annotation/completed": prog.completed}, step=0)
         return prog.completed
+    # waiting for people, or (also with wait: false) for the scripted annotators to finish
     console.print(f"  waiting for {target} complete pairs; annotators work at {ds_url}")
     deadline = (time.monotonic() + opts.timeout_minutes * 60) if opts.timeout_minutes else None
     step = 0

@@ -151,5 +151,7 @@ for _name, _target in {
     "audio.clipping": "rewards.audio.guards:Clipping",
     "audio.silence": "rewards.audio.guards:Silence",
     "audio.intelligibility": "rewards.audio.intelligibility:Intelligibility",
+    "dialogue.persona": "rewards.dialogue:PersonaConsistency",
+    "dialogue.on_topic": "rewards.dialogue:OnTopic",
 }.items():
     REWARDS.register(_name, _target)

@@ -4,6 +4,12 @@ The value of a row is the model's scalar logit for ``prompt + completion`` (see
 :func:`rewards.preference.scoring.score_texts`), unbounded, in the reward model's own units
 (differences are log-odds of preference). Details: ``{"score": value}``.
 
+A speech reward model (a directory written by the ``audio_reward_model`` stage, its
+``config.json`` saying ``"model_kind": "audio_reward_model"``) scores the row's audio instead:
+the ``waveform`` and ``sample_rate`` columns (as the ``espeak_prosody`` policy hands them over) or
+a ``{"array", "sample_rate"}`` completion, with the prompt as its text conditioning; a row
+without audio scores ``None`` (see :func:`rewards.preference.audio_model.audio_reward`).
+
 The model is loaded lazily, on the first batch, and once per process: instances with the same
 ``path`` and ``trust_remote_code`` share it (a cache keyed also on the weights' modification
 time, so a retrained directory is reloaded). An instance pickles without the model, so it can
@@ -92,6 +98,20 @@ class PreferenceModelReward(Reward):
             self._scorer = load_scorer(p.path, p.trust_remote_code)
         return self._scorer
 
+    def is_audio(self) -> bool:
+        """Whether ``path`` is a speech reward model (see the module docstring)."""
+        import json
+
+        config = Path(self.params.path).expanduser() / "config.json"  # type: ignore[attr-defined]
+        if not config.is_file():
+            return False
+        try:
+            from rewards.preference.audio_model import MODEL_KIND
+
+            return json.loads(config.read_text(encoding="utf-8")).get("model_kind") == MODEL_KIND
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def score_batch(self, prompts: Sequence[Any], completions: Sequence[Any],
                     **columns: Any) -> list[Scored]:
         """One forward per ``batch_size`` rows; a missing prompt counts as empty."""
@@ -99,6 +119,14 @@ class PreferenceModelReward(Reward):
 
         if not completions:
             return []
+        if self.is_audio():
+            from rewards.preference.audio_model import audio_reward
+
+            p: Any = self.params
+            values = audio_reward(list(prompts), list(completions), model=p.path,
+                                  batch_size=p.batch_size, **columns)
+            return [Scored(v, {"score": v}) if v is not None else
+                    Scored(None, {"error": "no audio in this row"}) for v in values]
         model, tokenizer = self.scorer()
         prompts = [prompts[i] if i < len(prompts) else None for i in range(len(completions))]
         p: Any = self.params

@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from peft import LoraConfig
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
-_TASK_TYPES = ("CAUSAL_LM", "SEQ_CLS")
+TaskType = Literal["CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM"]
+_TASK_TYPES = ("CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM")  # SEQ_2_SEQ_LM: Whisper ASR policies
 SEQ_CLS_HEAD = "score"
 """Name of the classification head of ``*ForSequenceClassification`` models (Llama, Qwen, ...)."""
 

@@ -56,6 +56,22 @@ PRESET_CONFIGS: dict[str, dict[str, Any]] = {
         "vocab_size": 1024,
         "llama": {**_LLAMA_BASE, "num_labels": 1},
     },
+    "whisper": {
+        "kind": "whisper",
+        "seed": 2718,
+        "whisper": {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2,
+                    "encoder_attention_heads": 4, "decoder_attention_heads": 4,
+                    "encoder_ffn_dim": 128, "decoder_ffn_dim": 128, "max_target_positions": 32},
+        "features": {"sample_rate": 16_000, "n_mels": 40, "hop": 320, "n_fft": 400, "chunk_s": 4},
+    },
+    "lm-base": {  # 2x wider and deeper than "lm": multi-hop lookups (the GR2 reranker)
+        "kind": "causal_lm",
+        "seed": 2468,
+        "vocab_size": 1024,
+        "llama": {**_LLAMA_BASE, "hidden_size": 128, "num_hidden_layers": 4,
+                  "num_attention_heads": 4, "num_key_value_heads": 4,
+                  "intermediate_size": 352, "tie_word_embeddings": True},
+    },
 }
 """Everything that decides a preset's weights: seed, tokenizer vocab size, Llama config fields."""
 
@@ -124,11 +140,33 @@ def _build_reward(out_dir: Path) -> None:
     _build("reward", out_dir)
 
 
+def _build_lm_base(out_dir: Path) -> None:
+    _build("lm-base", out_dir)
+
+
+def _build_whisper(out_dir: Path) -> None:
+    from rlhf.models import tiny_whisper
+
+    spec = PRESET_CONFIGS["whisper"]
+    with _progress_bars_off():
+        tiny_whisper.build(out_dir, spec["seed"], spec["whisper"], spec["features"])
+
+
 PRESETS: dict[str, Preset] = {
     "lm": Preset(_build_lm, "LlamaForCausalLM, 2 layers, hidden 64, 158k params, 1024-token byte-level BPE"),
     "reward": Preset(
         _build_reward,
         "LlamaForSequenceClassification, num_labels=1, last-token pooling, 2 layers, hidden 64",
+    ),
+    "whisper": Preset(
+        _build_whisper,
+        "WhisperForConditionalGeneration (ASR), 2+2 layers, d_model 64, 40 mels, 4 s clips, "
+        "spoken-digit word tokenizer",
+    ),
+    "lm-base": Preset(
+        _build_lm_base,
+        "LlamaForCausalLM, 4 layers, hidden 128, 4 heads, 0.9M params, 1024-token byte-level BPE"
+        " (for the GR2 reranker, whose candidate lookup tiny:lm does not learn)",
     ),
 }
 """Preset short name (``"lm"``; the spec is ``"tiny:lm"``) -> :class:`Preset`."""

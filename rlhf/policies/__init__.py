@@ -10,6 +10,11 @@ Registered adapters (lazy ``module:attr`` targets, as in :mod:`rlhf.registry`):
 - ``espeak_prosody``: a causal LM emits prosody control tokens for an input sentence and eSpeak NG
   renders them; completions are the control text, ``extras`` carry ``waveform``,
   ``sample_rate`` and ``text`` for the audio rewards (:mod:`rlhf.policies.audio`).
+- ``asr_whisper``: a Whisper encoder-decoder transcribes each prompt row's audio; completions are
+  transcripts, ``reference`` comes from the rows' ``text`` (:mod:`rlhf.policies.audio.asr_whisper`).
+- ``codec_tts``: a causal LM whose vocabulary holds audio codec tokens after the text tokens
+  writes codes that a codec (EnCodec, DAC, Mimi) decodes; ``extras`` carry ``waveform``,
+  ``sample_rate``, ``codes`` and ``text`` (:mod:`rlhf.policies.audio.codec_tts`).
 
 An adapter class takes ``(model_spec, policy_options, need_reference)``; its ``Options`` class
 attribute (a pydantic model), if any, validates ``policy.adapter_options``. Registry meta
@@ -30,6 +35,11 @@ POLICIES.register("text", "rlhf.policies.text:TextPolicy",
                   "Causal LM, text completions (LoRA optional)", critic=True)
 POLICIES.register("espeak_prosody", "rlhf.policies.audio.espeak_prosody:EspeakProsodyPolicy",
                   "Causal LM emitting prosody control tokens, rendered as speech by eSpeak NG",
+                  critic=False)
+POLICIES.register("asr_whisper", "rlhf.policies.audio.asr_whisper:AsrWhisperPolicy",
+                  "Whisper encoder-decoder ASR: audio prompt in, transcript out", critic=False)
+POLICIES.register("codec_tts", "rlhf.policies.audio.codec_tts:CodecTTSPolicy",
+                  "Causal LM writing audio codec tokens (EnCodec/DAC/Mimi), decoded to speech",
                   critic=False)
 
 

@@ -41,5 +41,25 @@ STAGES.register("rerank_data", "rlhf.policies.rerank.stages:DATA_STAGE",
                 "GR2 data: catalogue, semantic IDs, SID tokenizer, teacher traces, prompts")
 STAGES.register("rerank_eval", "rlhf.policies.rerank.stages:EVAL_STAGE",
                 "GR2 evaluation: Recall@1/5, NDCG@5, order-copy rate on held-out users")
+STAGES.register("persona_dialogue", "rlhf.policies.dialogue.data_stage:STAGE",
+                "Persona dialogue data: warm-start turns, RL/held-out prompts, judgments")
+STAGES.register("dialogue_eval", "rlhf.policies.dialogue.eval_stage:STAGE",
+                "Persona consistency before/after (hidden score, judge), optional eSpeak turns")
+STAGES.register("spoken_digits", "rlhf.policies.audio.asr_data:STAGE",
+                "Spoken-digit ASR task rendered by eSpeak NG (train/eval WAV + JSONL)")
+STAGES.register("asr_finetune", "rlhf.policies.audio.asr_sft:STAGE",
+                "Supervised warm start of a Whisper ASR model (own loop)")
+STAGES.register("asr_eval", "rlhf.policies.audio.asr_eval:STAGE",
+                "Held-out WER/CER of Whisper ASR models (before/after RL)")
+STAGES.register("speech_pairs", "annotation.policy_pairs:STAGE",
+                "Sample speech pairs from a TTS policy (and held-out labelled pairs)")
+STAGES.register("evaluate_speech", "rlhf.policies.audio.eval_stage:STAGE",
+                "TTS policies before/after vs the hidden preference; reward-model accuracy")
+STAGES.register("codec_pairs", "rlhf.policies.audio.codec_pairs:PAIRS_STAGE",
+                "Speech pairs sampled from a codec-token TTS policy (WAV + token ids)")
+STAGES.register("codec_preferences", "rlhf.policies.audio.codec_pairs:PREFERENCES_STAGE",
+                "Annotated speech pairs -> token-id DPO pairs (codec_tts sidecars)")
+STAGES.register("codec_eval", "rlhf.policies.audio.codec_eval:STAGE",
+                "Sample codec-token TTS policies, score with the hidden preference")
 
 __all__ = ["STAGES", "StageContext", "StageOptions", "StageResult", "StageSpec"]

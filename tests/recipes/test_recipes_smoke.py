@@ -14,9 +14,13 @@ from tests.recipes.smoke import smoke_overrides
 
 
 @pytest.mark.parametrize("name", sorted(shipped_recipes()))
-def test_recipe_smoke(name, tmp_path):
+def test_recipe_smoke(name, tmp_path, request, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     recipe = load_recipe(name)
+    if any(s.kind == "annotate" for s in recipe.stages):  # the session's Argilla server
+        server = request.getfixturevalue("argilla_server")
+        monkeypatch.setenv("ARGILLA_API_URL", server.url)
+        monkeypatch.setenv("ARGILLA_API_KEY", server.api_key)
     recipe = load_recipe(name, smoke_overrides(recipe, uri))
     outcome = run_recipe(recipe, run_dir=tmp_path / "run")
     state = json.loads((tmp_path / "run" / "state.json").read_text())
@@ -36,13 +40,13 @@ def test_recipe_smoke(name, tmp_path):
         sorted(s.name for s in recipe.stages)
 
 
-def test_quickstart_with_lora_adapters_saves_merged_models(tmp_path):
+def test_dpo_tiny_with_lora_adapters_saves_merged_models(tmp_path):
     from safetensors.torch import load_file
 
-    recipe = load_recipe("quickstart")
+    recipe = load_recipe("dpo_tiny")
     overrides = smoke_overrides(recipe, f"sqlite:///{tmp_path}/mlflow.db")
-    recipe = load_recipe("quickstart", overrides + ["policy.lora.r=4", "model.lora.r=4",
-                                                    "trainer.learning_rate=0.05"])
+    recipe = load_recipe("dpo_tiny", overrides + ["policy.lora.r=4", "model.lora.r=4",
+                                                  "trainer.learning_rate=0.05"])
     run_recipe(recipe, run_dir=tmp_path / "run")
     for stage in ("warmup", "dpo", "reward_model"):
         weights = load_file(str(tmp_path / "run" / stage / "model" / "model.safetensors"))

@@ -19,8 +19,9 @@ code left, raise ``codebook_size`` (a :class:`ValueError` says so).
 SID text: ``<|sid_begin|><s_a_N><s_b_N><s_c_N><s_d_N><|sid_end|>`` (levels named ``a``, ``b``,
 ...). :func:`add_sid_tokens` adds these tokens to a tokenizer as ordinary (not special) added
 tokens, so that decoding with ``skip_special_tokens=True`` keeps them, and resizes the model's
-embedding matrix; :func:`save_with_sids` / :func:`load_semantic_ids` save and reload the
-tokenizer, the model and the item -> code table together.
+embedding matrix (distinct, seeded random rows for the new tokens); :func:`save_with_sids` /
+:func:`load_semantic_ids` save and reload the tokenizer, the model and the item -> code table
+together.
 """
 
 from __future__ import annotations
@@ -186,13 +187,33 @@ def sid_tokens(levels: int, codebook_size: int | list[int]) -> list[str]:
 
 
 def add_sid_tokens(tokenizer: Any, model: Any | None, levels: int,
-                   codebook_size: int | list[int]) -> int:
+                   codebook_size: int | list[int], seed: int = 0) -> int:
     """Add the SID tokens to ``tokenizer`` (not as special tokens, so decoding keeps them) and
-    resize ``model``'s token embeddings (new rows: the mean of the old ones plus noise of their
-    covariance, transformers' ``mean_resizing``). Returns how many tokens were new."""
+    resize ``model``'s token embeddings. Returns how many tokens were new.
+
+    New rows (input embeddings, and output embeddings when they are not tied) are drawn from
+    ``N(mean, std^2)`` of the old rows' elements with a generator seeded by ``seed``: distinct
+    random vectors. transformers' ``mean_resizing`` gives every new token nearly the same vector
+    (covariance scaled by 1e-9), so the 130 code tokens start indistinguishable and a small
+    policy takes many steps to tell ``<s_a_3>`` from ``<s_a_7>``."""
+    import torch
+
     added = tokenizer.add_tokens(sid_tokens(levels, codebook_size), special_tokens=False)
-    if model is not None and model.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    old = model.get_input_embeddings().weight.shape[0] if model is not None else 0
+    if model is not None and old < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        gen = torch.Generator().manual_seed(seed)
+        layers = [model.get_input_embeddings(), model.get_output_embeddings()]
+        seen: set[int] = set()
+        with torch.no_grad():
+            for layer in layers:
+                if layer is None or id(layer.weight) in seen:
+                    continue
+                seen.add(id(layer.weight))
+                w = layer.weight
+                mean, std = w[:old].mean(), w[:old].std()
+                w[old:] = mean + std * torch.randn(w.shape[0] - old, w.shape[1], generator=gen,
+                                                   dtype=torch.float32).to(w.dtype)
     return added
 
 

@@ -247,7 +247,7 @@ def run_data(ctx: StageContext, opts: RerankDataOptions) -> StageResult:
 
     tokenizer = load_tokenizer(ctx.resolve(opts.model), opts.trust_remote_code)
     model = load_causal_lm(ctx.resolve(opts.model), opts.trust_remote_code)
-    added = add_sid_tokens(tokenizer, model, q.levels, q.codebook_size)
+    added = add_sid_tokens(tokenizer, model, q.levels, q.codebook_size, seed=ctx.seed)
     lengths = [len(tokenizer(r["prompt"] + r["completion"], add_special_tokens=False)
                    ["input_ids"]) + 1 for r in sft_rows]
     limit = getattr(model.config, "max_position_embeddings", None)

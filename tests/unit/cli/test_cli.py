@@ -31,7 +31,7 @@ def test_recipes_ls_show_cp(cli, tmp_path):
     result = cli("recipes", "ls")
     assert result.exit_code == 0
     assert "quickstart" in result.output and "data → warmup → reward_model" in result.output
-    result = cli("recipes", "show", "quickstart")
+    result = cli("recipes", "show", "dpo_tiny")
     assert result.exit_code == 0 and "kind: synthetic_preferences" in result.output
     result = cli("recipes", "cp", "quickstart", "mine.yaml")
     assert result.exit_code == 0
@@ -42,9 +42,9 @@ def test_recipes_ls_show_cp(cli, tmp_path):
 
 
 def test_validate_ok_and_user_errors(cli):
-    result = cli("recipes", "validate", "quickstart", "dpo.trainer.beta=0.2")
+    result = cli("recipes", "validate", "dpo_tiny", "dpo.trainer.beta=0.2")
     assert result.exit_code == 0 and "is valid" in result.output
-    result = cli("recipes", "validate", "quickstart", "dpo.trainer.betta=0.2")
+    result = cli("recipes", "validate", "dpo_tiny", "dpo.trainer.betta=0.2")
     assert result.exit_code == 2
     assert "dpo.trainer.betta: unknown option of DPOConfig; did you mean 'beta'" in result.output
     assert "Traceback" not in result.output
@@ -53,10 +53,10 @@ def test_validate_ok_and_user_errors(cli):
 
 
 def test_dry_run_prints_resolved_config_and_plan(cli, tmp_path):
-    result = cli("run", "quickstart", "trainer.max_steps=7", "--dry-run")
+    result = cli("run", "dpo_tiny", "trainer.max_steps=7", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "max_steps: 7" in result.output
-    assert "Stage plan of quickstart" in result.output and "evaluate_policy" in result.output
+    assert "Stage plan of dpo_tiny" in result.output and "evaluate_policy" in result.output
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
 

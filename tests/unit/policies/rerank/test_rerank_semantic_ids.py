@@ -108,6 +108,15 @@ def test_tokenizer_with_sids_saves_and_reloads_with_the_policy(tmp_path):
     weight = model.get_input_embeddings().weight
     assert weight.shape[0] == len(tokenizer)
     assert torch.equal(weight[:before], old_rows)  # old rows kept
+    # new rows: distinct draws of N(mean, std^2) of the old elements (dim 64: pairwise distance
+    # ~ sqrt(2 * 64) std = 11 std), not transformers' near-identical mean rows
+    new = weight[before:].detach()
+    distances = torch.cdist(new, new) + 1e9 * torch.eye(len(new))
+    assert distances.min() > 5 * old_rows.std()
+    assert abs(float(new.std()) - float(old_rows.std())) < 0.2 * float(old_rows.std())
+    again = load_causal_lm("tiny:lm")
+    add_sid_tokens(load_tokenizer("tiny:lm"), again, levels=4, codebook_size=8)
+    assert torch.equal(again.get_input_embeddings().weight[before:], new)  # seeded
     assert model.get_output_embeddings().weight.shape[0] == len(tokenizer)
     assert add_sid_tokens(tokenizer, model, 4, 8) == 0  # idempotent
 
