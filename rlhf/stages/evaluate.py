@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from rewards.spec import RewardSpec
 from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
+from rlhf.stages.options import PolicyMap
 
 
 class EvaluatePolicyOptions(StageOptions):
-    policies: dict[str, str]
+    policies: PolicyMap
     """Label → model (hub id, path, ``tiny:lm`` or ``@stage/model``); e.g. before/after."""
     prompts: str
     """Prompt records (``prompt`` column; extra columns reach the rewards)."""
@@ -31,13 +32,6 @@ class EvaluatePolicyOptions(StageOptions):
     temperature: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1)
     trust_remote_code: bool = False
-
-    @field_validator("policies")
-    @classmethod
-    def _non_empty(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("name at least one policy to evaluate")
-        return value
 
 
 def sample(model: Any, tokenizer: Any, prompts: list[str], n: int, max_new_tokens: int,

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rlhf.models.lora import LoraOptions
+
+
+def _non_empty_policies(value: dict[str, str]) -> dict[str, str]:
+    if not value:
+        raise ValueError("name at least one policy to evaluate")
+    return value
+
+
+PolicyMap = Annotated[dict[str, str], AfterValidator(_non_empty_policies)]
+"""``{label: model}`` of an evaluation stage (``before: "@warmup/model"``); at least one."""
 
 
 class ModelOptions(BaseModel):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlhf.policies.text import SamplingOptions
 from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
+from rlhf.stages.options import PolicyMap
 
 
 def target_duration(target_seconds: float = 0.6, seconds_per_word: float = 0.0,
@@ -53,7 +54,7 @@ class HiddenPreference(BaseModel):
 
 
 class CodecEvalOptions(StageOptions):
-    policies: dict[str, str]
+    policies: PolicyMap
     """Label → model (``@stage/model``), e.g. ``before`` and ``after``."""
     adapter_options: dict[str, Any] = Field(default_factory=dict)
     """``codec_tts`` adapter options (the codec the policies were trained with)."""
@@ -64,13 +65,6 @@ class CodecEvalOptions(StageOptions):
     """Put before the sentence when the preference reads the prompt (as in ``codec_pairs``)."""
     samples_per_prompt: int = Field(4, ge=1)
     preference: HiddenPreference = HiddenPreference()
-
-    @field_validator("policies")
-    @classmethod
-    def _non_empty(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("name at least one policy to evaluate")
-        return value
 
     @field_validator("adapter_options")
     @classmethod

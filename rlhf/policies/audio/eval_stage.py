@@ -23,16 +23,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from annotation.policy_pairs import PreferenceSpec
 from rewards.spec import RewardSpec
 from rlhf.policies.text import SamplingOptions
 from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
+from rlhf.stages.options import PolicyMap
 
 
 class EvaluateSpeechOptions(StageOptions):
-    policies: dict[str, str]
+    policies: PolicyMap
     """Label → model (a saved policy, ``@stage/model``); e.g. before / after."""
     adapter: str = "espeak_prosody"
     adapter_options: dict[str, Any] = Field(default_factory=dict)
@@ -52,13 +53,6 @@ class EvaluateSpeechOptions(StageOptions):
     heldout_pairs: str | None = None
     """Pairs labelled by the hidden preference (``chosen_audio`` / ``rejected_audio``)."""
     html_sentences: int = Field(8, ge=0)
-
-    @field_validator("policies")
-    @classmethod
-    def _non_empty(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("name at least one policy to evaluate")
-        return value
 
 
 def _mean(values: list[Any]) -> float:

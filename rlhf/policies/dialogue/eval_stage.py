@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from rewards.spec import RewardSpec
 from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
+from rlhf.stages.options import PolicyMap
 
 
 class DialogueTTSOptions(BaseModel):
@@ -45,7 +46,7 @@ class DialogueTTSOptions(BaseModel):
 
 
 class DialogueEvalOptions(StageOptions):
-    policies: dict[str, str]
+    policies: PolicyMap
     """Label -> model (``@stage/model``, a path or ``tiny:lm``); e.g. before / after."""
     prompts: str
     """Held-out prompt rows with ``prompt``, ``facts`` and ``slot``."""
@@ -57,13 +58,6 @@ class DialogueEvalOptions(StageOptions):
     batch_size: int = Field(64, ge=1)
     tts: DialogueTTSOptions | None = None
     """Speech output of the final turns (leave out for text only)."""
-
-    @field_validator("policies")
-    @classmethod
-    def _non_empty(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("name at least one policy to evaluate")
-        return value
 
 
 def _resolved(ctx: StageContext, specs: list[RewardSpec]) -> list[RewardSpec]:
