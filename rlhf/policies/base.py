@@ -7,6 +7,8 @@ mask over the T completion positions (the EOS token counts as part of the comple
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -124,3 +126,50 @@ class PolicyAdapter(Protocol):
     # then keeps rollouts on the CPU and expects ``generate`` to return CPU tensors and
     # ``log_probs`` to accept a CPU rollout (its result may live on the model's device).
     # Adapters without ``to`` train on the CPU (see :func:`rlhf.engine.device.place`).
+
+
+class LogitsScoring:
+    """``log_probs`` / ``entropy`` / the frozen reference for adapters that define
+    ``_logits(model, rollout) -> [N, T, V]`` (already divided by the sampling temperature).
+
+    The adapter sets ``model``, ``reference_model`` (a frozen copy, or None) and ``uses_lora``
+    (the reference is then the model with its adapters disabled)."""
+
+    model: Any
+    reference_model: Any
+    uses_lora: bool
+
+    def _logits(self, model: Any, rollout: Rollout) -> torch.Tensor:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _reference(self) -> Iterator[Any]:
+        if self.uses_lora:
+            with self.model.disable_adapter():
+                yield self.model
+        elif self.reference_model is not None:
+            yield self.reference_model
+        else:
+            raise RuntimeError("this policy was built without a reference model")
+
+    def log_probs(self, rollout: Rollout, reference: bool = False, grad: bool = True
+                  ) -> torch.Tensor:
+        """[N, T] log-probs of the completion tokens (masked positions are 0), on the model's
+        device (the CPU unless the policy was moved to an accelerator)."""
+        def gather(logits: torch.Tensor) -> torch.Tensor:
+            ids = rollout.completion_ids.to(logits.device).unsqueeze(-1)
+            return torch.log_softmax(logits.float(), dim=-1).gather(-1, ids).squeeze(-1)
+
+        if reference:
+            with torch.no_grad(), self._reference() as ref:
+                logp = gather(self._logits(ref, rollout))
+        else:
+            with torch.set_grad_enabled(grad):
+                logp = gather(self._logits(self.model, rollout))
+        return logp * rollout.completion_mask.to(logp.device)
+
+    @torch.no_grad()
+    def entropy(self, rollout: Rollout) -> torch.Tensor:
+        """[N, T] per-token entropy of the current policy, on the CPU."""
+        logp = torch.log_softmax(self._logits(self.model, rollout).float(), dim=-1)
+        return (-(logp.exp() * logp).sum(-1)).cpu() * rollout.completion_mask

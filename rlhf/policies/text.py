@@ -7,9 +7,7 @@ generation.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlhf.models.lora import LoraOptions
-from rlhf.policies.base import Rollout
+from rlhf.policies.base import LogitsScoring, Rollout
 
 
 class SamplingOptions(BaseModel):
@@ -58,11 +56,7 @@ class TextPolicyOptions(BaseModel):
         return self
 
 
-def _log_softmax_gather(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-
-
-class TextPolicy:
+class TextPolicy(LogitsScoring):
     """A causal LM as a policy. ``need_reference`` keeps a frozen reference for KL terms."""
 
     def __init__(self, spec: str, options: TextPolicyOptions, need_reference: bool) -> None:
@@ -160,36 +154,6 @@ class TextPolicy:
         logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids).logits
         p = rollout.prompt_ids.shape[1]
         return logits[:, p - 1:-1, :] / self.options.sampling.temperature
-
-    @contextlib.contextmanager
-    def _reference(self) -> Iterator[Any]:
-        if self.uses_lora:
-            with self.model.disable_adapter():
-                yield self.model
-        elif self.reference_model is not None:
-            yield self.reference_model
-        else:
-            raise RuntimeError("this policy was built without a reference model")
-
-    def log_probs(self, rollout: Rollout, reference: bool = False, grad: bool = True
-                  ) -> torch.Tensor:
-        """[N, T] log-probs of the completion tokens (masked positions are 0), on the model's
-        device (the CPU unless the policy was moved with :meth:`to`)."""
-        if reference:
-            with torch.no_grad(), self._reference() as ref:
-                logp = _log_softmax_gather(self._logits(ref, rollout), rollout.completion_ids)
-        else:
-            with torch.set_grad_enabled(grad):
-                logp = _log_softmax_gather(self._logits(self.model, rollout),
-                                           rollout.completion_ids)
-        return logp * rollout.completion_mask.to(logp.device)
-
-    @torch.no_grad()
-    def entropy(self, rollout: Rollout) -> torch.Tensor:
-        """[N, T] per-token entropy of the current policy, on the CPU."""
-        logits = self._logits(self.model, rollout).float()
-        logp = torch.log_softmax(logits, dim=-1)
-        return (-(logp.exp() * logp).sum(-1)).cpu() * rollout.completion_mask
 
     def save(self, path: Path) -> None:
         from rlhf.models import save_model

@@ -22,9 +22,7 @@ adapter, the ``asr_finetune`` and ``asr_eval`` stages, or ``WhisperForConditiona
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlhf.policies.audio import asr_model as asr
-from rlhf.policies.base import Rollout
+from rlhf.policies.base import LogitsScoring, Rollout
 
 
 class AsrWhisperOptions(BaseModel):
@@ -52,7 +50,7 @@ class AsrWhisperOptions(BaseModel):
     """Clips whose features are kept in memory (0: none)."""
 
 
-class AsrWhisperPolicy:
+class AsrWhisperPolicy(LogitsScoring):
     """Whisper encoder-decoder as an RL policy (module docstring)."""
 
     Options = AsrWhisperOptions
@@ -123,33 +121,6 @@ class AsrWhisperPolicy:
         logits = asr.teacher_forced_logits(self._net(model), feats, rollout.prompt_ids,
                                            rollout.completion_ids, self.allowed)
         return logits.float() / self.options.sampling.temperature
-
-    @contextlib.contextmanager
-    def _reference(self) -> Iterator[Any]:
-        if self.uses_lora:
-            with self.model.disable_adapter():
-                yield self.model
-        elif self.reference_model is not None:
-            yield self.reference_model
-        else:
-            raise RuntimeError("this policy was built without a reference model")
-
-    def log_probs(self, rollout: Rollout, reference: bool = False, grad: bool = True
-                  ) -> torch.Tensor:
-        """[N, T] log-probs of the transcript tokens given the features (masked positions 0)."""
-        ids = rollout.completion_ids.unsqueeze(-1)
-        if reference:
-            with torch.no_grad(), self._reference() as ref:
-                logp = torch.log_softmax(self._logits(ref, rollout), -1).gather(-1, ids)
-        else:
-            with torch.set_grad_enabled(grad):
-                logp = torch.log_softmax(self._logits(self.model, rollout), -1).gather(-1, ids)
-        return logp.squeeze(-1) * rollout.completion_mask
-
-    @torch.no_grad()
-    def entropy(self, rollout: Rollout) -> torch.Tensor:
-        logp = torch.log_softmax(self._logits(self.model, rollout), dim=-1)
-        return -(logp.exp() * logp).sum(-1) * rollout.completion_mask
 
     def save(self, path: Path) -> None:
         asr.save_asr(self.model, self.tokenizer, self.extractor, Path(path))

@@ -130,22 +130,8 @@ def test_token_dpo_scores_the_restricted_distribution(policy, rollout):
 
 
 def test_audio_rewards_score_the_rollout_and_an_engine_step_runs(policy):
-    from rewards.compose import CompositeReward
-    from rlhf.engine.advantages import group_advantages
-    from rlhf.engine.collect import collect
-    from rlhf.engine.update import Batch, update
+    from tests.unit.policies.engine_step import run_engine_step
 
-    opts = options()
-    torch.manual_seed(0)
-    pol = build_policy("tiny:lm", opts.policy, need_reference=False)
-    rows = iter([{"prompt": s} for s in SENTENCES] * 4)
-    with CompositeReward(opts.rewards) as design:
-        c = collect(lambda n: [next(rows) for _ in range(n)], pol, design,
-                    opts.prompts_per_step, opts.group_size, False, 1)
+    c, stats = run_engine_step(options(), SENTENCES)
     assert not torch.isnan(c.rewards).any() and ((c.rewards >= 0) & (c.rewards <= 1)).all()
-    adv = group_advantages(c.rewards + torch.arange(len(c.rewards)) * 0.01, opts.group_size)
-    opt = torch.optim.AdamW([p for p in pol.model.parameters() if p.requires_grad], lr=1e-2)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    stats = update(pol, Batch(c.rollout, adv, c.rollout.completion_mask.clone()), opts, opt,
-                   sched, torch.Generator().manual_seed(0), 0.0)
     assert np.isfinite(stats["policy_loss"])

@@ -124,22 +124,8 @@ def test_save_and_reload_keep_the_control_tokens(policy, rollout, tmp_path):
 
 
 def test_engine_step_runs_with_the_adapter(tmp_path):
-    from rewards.compose import CompositeReward
-    from rlhf.engine.collect import collect
-    from rlhf.engine.update import Batch, update
-    from rlhf.engine.advantages import group_advantages
+    from tests.unit.policies.engine_step import run_engine_step
 
-    opts = options()
-    torch.manual_seed(0)
-    pol = build_policy("tiny:lm", opts.policy, need_reference=False)
-    rows = iter([{"prompt": s} for s in SENTENCES] * 4)
-    with CompositeReward(opts.rewards) as design:
-        c = collect(lambda n: [next(rows) for _ in range(n)], pol, design,
-                    opts.prompts_per_step, opts.group_size, False, 1)
+    c, stats = run_engine_step(options(), SENTENCES)
     assert not torch.isnan(c.rewards).any()
-    adv = group_advantages(c.rewards + torch.arange(len(c.rewards)) * 0.01, opts.group_size)
-    opt = torch.optim.AdamW([p for p in pol.model.parameters() if p.requires_grad], lr=1e-2)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    stats = update(pol, Batch(c.rollout, adv, c.rollout.completion_mask.clone()), opts, opt,
-                   sched, torch.Generator().manual_seed(0), 0.0)
     assert np.isfinite(stats["policy_loss"])

@@ -1,0 +1,31 @@
+"""One engine step (collect → group advantages → update) with an adapter, shared by adapter tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rewards.compose import CompositeReward
+from rlhf.engine.advantages import group_advantages
+from rlhf.engine.collect import Collected, collect
+from rlhf.engine.update import Batch, update
+from rlhf.policies import build_policy
+
+
+def run_engine_step(opts: Any, prompts: list[str]) -> tuple[Collected, dict[str, float]]:
+    """Build ``opts.policy`` from ``tiny:lm``, collect one batch over ``prompts`` with
+    ``opts.rewards`` and take one update; return the batch and the update's statistics."""
+    torch.manual_seed(0)
+    pol = build_policy("tiny:lm", opts.policy, need_reference=False)
+    rows = iter([{"prompt": s} for s in prompts] * 4)
+    with CompositeReward(opts.rewards) as design:
+        c = collect(lambda n: [next(rows) for _ in range(n)], pol, design,
+                    opts.prompts_per_step, opts.group_size, False, 1)
+    # spread rewards so every group has signal whatever the random policy produced
+    adv = group_advantages(c.rewards + torch.arange(len(c.rewards)) * 0.01, opts.group_size)
+    opt = torch.optim.AdamW([p for p in pol.model.parameters() if p.requires_grad], lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    stats = update(pol, Batch(c.rollout, adv, c.rollout.completion_mask.clone()), opts, opt,
+                   sched, torch.Generator().manual_seed(0), 0.0)
+    return c, stats
