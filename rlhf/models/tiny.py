@@ -64,6 +64,16 @@ PRESET_CONFIGS: dict[str, dict[str, Any]] = {
                     "encoder_ffn_dim": 128, "decoder_ffn_dim": 128, "max_target_positions": 32},
         "features": {"sample_rate": 16_000, "n_mels": 40, "hop": 320, "n_fft": 400, "chunk_s": 4},
     },
+    "audio-llm": {  # Qwen2-Audio architecture: audio encoder + projector + Qwen2 LM (ASR)
+        "kind": "audio_llm",
+        "seed": 3141,
+        "encoder": {"d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 4,
+                    "encoder_ffn_dim": 128},
+        "text": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "intermediate_size": 128,
+                 "max_position_embeddings": 128, "tie_word_embeddings": True},
+        "features": {"sample_rate": 16_000, "n_mels": 40, "hop": 320, "n_fft": 400, "chunk_s": 3},
+    },
     "lm-base": {  # 2x wider and deeper than "lm": multi-hop lookups (the GR2 reranker)
         "kind": "causal_lm",
         "seed": 2468,
@@ -152,6 +162,15 @@ def _build_whisper(out_dir: Path) -> None:
         tiny_whisper.build(out_dir, spec["seed"], spec["whisper"], spec["features"])
 
 
+def _build_audio_llm(out_dir: Path) -> None:
+    from rlhf.models import tiny_audio_llm
+
+    spec = PRESET_CONFIGS["audio-llm"]
+    with _progress_bars_off():
+        tiny_audio_llm.build(out_dir, spec["seed"], spec["encoder"], spec["text"],
+                             spec["features"])
+
+
 PRESETS: dict[str, Preset] = {
     "lm": Preset(_build_lm, "LlamaForCausalLM, 2 layers, hidden 64, 158k params, 1024-token byte-level BPE"),
     "reward": Preset(
@@ -162,6 +181,11 @@ PRESETS: dict[str, Preset] = {
         _build_whisper,
         "WhisperForConditionalGeneration (ASR), 2+2 layers, d_model 64, 40 mels, 4 s clips, "
         "spoken-digit word tokenizer",
+    ),
+    "audio-llm": Preset(
+        _build_audio_llm,
+        "Qwen2AudioForConditionalGeneration (ASR audio-LLM), encoder 2 layers + Qwen2 2 layers, "
+        "hidden 64, 40 mels, 3 s clips, spoken-digit word tokenizer with audio tokens",
     ),
     "lm-base": Preset(
         _build_lm_base,

@@ -26,19 +26,24 @@ WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 PAD, START, END, UNK = "<|pad|>", "<|startoftranscript|>", "<|endoftext|>", "<|unk|>"
 
 
-def build_tokenizer() -> Any:
-    """The word-level tokenizer (a ``PreTrainedTokenizerFast``; deterministic)."""
+def build_tokenizer(specials: tuple[str, ...] = (PAD, START, END, UNK),
+                    **special_tokens: Any) -> Any:
+    """The word-level tokenizer (a ``PreTrainedTokenizerFast``; deterministic): ids 0.. are
+    ``specials``, then :data:`WORDS`. ``special_tokens`` are the tokenizer's keyword arguments
+    naming them (default: Whisper's ``pad_token``, ``bos_token``, ``eos_token``, ``unk_token``,
+    right padding); ``tiny:audio-llm`` passes its own set."""
     from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate((PAD, START, END, UNK, *WORDS))}
+    vocab = {tok: i for i, tok in enumerate((*specials, *WORDS))}
     core = Tokenizer(WordLevel(vocab, unk_token=UNK))
     core.normalizer = normalizers.Sequence([normalizers.Lowercase(),
                                             normalizers.Replace(Regex(r"[^\w\s]"), " ")])
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, bos_token=START,
-                                   eos_token=END, unk_token=UNK, padding_side="right")
+    kwargs = special_tokens or {"pad_token": PAD, "bos_token": START, "eos_token": END,
+                                "unk_token": UNK, "padding_side": "right"}
+    return PreTrainedTokenizerFast(tokenizer_object=core, **kwargs)
 
 
 def build_feature_extractor(f: dict[str, int]) -> Any:

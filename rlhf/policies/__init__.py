@@ -12,6 +12,9 @@ Registered adapters (lazy ``module:attr`` targets, as in :mod:`rlhf.registry`):
   ``sample_rate`` and ``text`` for the audio rewards (:mod:`rlhf.policies.audio`).
 - ``asr_whisper``: a Whisper encoder-decoder transcribes each prompt row's audio; completions are
   transcripts, ``reference`` comes from the rows' ``text`` (:mod:`rlhf.policies.audio.asr_whisper`).
+- ``asr_audio_llm``: an audio-LLM (audio encoder + projector + causal LM, e.g. Qwen2-Audio)
+  reads each row's clip through its processor and writes the transcript
+  (:mod:`rlhf.policies.audio.asr_audio_llm`).
 - ``codec_tts``: a causal LM whose vocabulary holds audio codec tokens after the text tokens
   writes codes that a codec (EnCodec, DAC, Mimi) decodes; ``extras`` carry ``waveform``,
   ``sample_rate``, ``codes`` and ``text`` (:mod:`rlhf.policies.audio.codec_tts`).
@@ -38,6 +41,9 @@ POLICIES.register("espeak_prosody", "rlhf.policies.audio.espeak_prosody:EspeakPr
                   critic=False)
 POLICIES.register("asr_whisper", "rlhf.policies.audio.asr_whisper:AsrWhisperPolicy",
                   "Whisper encoder-decoder ASR: audio prompt in, transcript out", critic=False)
+POLICIES.register("asr_audio_llm", "rlhf.policies.audio.asr_audio_llm:AsrAudioLLMPolicy",
+                  "Audio-LLM ASR (Qwen2-Audio architecture): audio through the processor, "
+                  "transcript out", critic=False)
 POLICIES.register("codec_tts", "rlhf.policies.audio.codec_tts:CodecTTSPolicy",
                   "Causal LM writing audio codec tokens (EnCodec/DAC/Mimi), decoded to speech",
                   critic=False)

@@ -128,6 +128,27 @@ class PolicyAdapter(Protocol):
     # Adapters without ``to`` train on the CPU (see :func:`rlhf.engine.device.place`).
 
 
+class ModelPlacement:
+    """``device`` / ``to(device)`` for adapters holding ``model`` and ``reference_model`` (a
+    frozen copy, or None): the engine's placement hook (:func:`rlhf.engine.device.place`).
+    Adapters using it must accept CPU rollouts and return CPU rollouts from ``generate``."""
+
+    model: Any
+    reference_model: Any
+
+    @property
+    def device(self) -> torch.device:
+        """Where the trainable model's parameters live."""
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device | str) -> Any:
+        """Move the model and the frozen reference to ``device`` (rollouts stay on the CPU)."""
+        self.model.to(device)
+        if self.reference_model is not None:
+            self.reference_model.to(device)
+        return self
+
+
 class LogitsScoring:
     """``log_probs`` / ``entropy`` / the frozen reference for adapters that define
     ``_logits(model, rollout) -> [N, T, V]`` (already divided by the sampling temperature).

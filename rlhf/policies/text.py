@@ -15,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlhf.models.lora import LoraOptions
-from rlhf.policies.base import LogitsScoring, Rollout
+from rlhf.policies.base import LogitsScoring, ModelPlacement, Rollout
 
 
 class SamplingOptions(BaseModel):
@@ -56,7 +56,7 @@ class TextPolicyOptions(BaseModel):
         return self
 
 
-class TextPolicy(LogitsScoring):
+class TextPolicy(ModelPlacement, LogitsScoring):
     """A causal LM as a policy. ``need_reference`` keeps a frozen reference for KL terms."""
 
     def __init__(self, spec: str, options: TextPolicyOptions, need_reference: bool) -> None:
@@ -75,19 +75,6 @@ class TextPolicy(LogitsScoring):
         self.model = apply_lora(model, options.lora, "CAUSAL_LM") if self.uses_lora else model
         self.pad_token_id = int(self.tokenizer.pad_token_id)
         self.eos_token_id = int(self.tokenizer.eos_token_id)
-
-    # -- placement -------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        """Where the trainable model's parameters live."""
-        return next(self.model.parameters()).device
-
-    def to(self, device: torch.device | str) -> "TextPolicy":
-        """Move the model and the frozen reference to ``device`` (rollouts stay on the CPU)."""
-        self.model.to(device)
-        if self.reference_model is not None:
-            self.reference_model.to(device)
-        return self
 
     def _prepare(self, model: Any) -> Any:
         """Hook for adapters: adjust the loaded model and ``self.tokenizer`` (e.g. add tokens)

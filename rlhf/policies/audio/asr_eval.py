@@ -1,4 +1,5 @@
-"""Stage ``asr_eval``: word and character error rates of Whisper ASR models on held-out clips.
+"""Stage ``asr_eval``: word and character error rates of ASR models (Whisper encoder-decoders or
+audio-LLMs such as ``tiny:audio-llm``, chosen by each checkpoint's model type) on held-out clips.
 
 Each model (label → spec, e.g. ``sft: "@sft/model"``, ``rl: "@rl/model"``) transcribes every
 clip greedily; the stage reports **corpus** error rates, ``WER = Σ(S + D + I) / Σ N`` over all
@@ -21,7 +22,8 @@ from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
 
 class AsrEvalOptions(StageOptions):
     models: dict[str, str]
-    """Label → model spec (``@stage/model``, path, hub id, ``tiny:whisper``), in report order."""
+    """Label → model spec (``@stage/model``, path, hub id, ``tiny:whisper``,
+    ``tiny:audio-llm``), in report order."""
     data: str
     """Held-out rows with ``audio`` and ``text`` (e.g. ``@data/eval.jsonl``)."""
     audio_column: str = "audio"
@@ -33,6 +35,10 @@ class AsrEvalOptions(StageOptions):
     batch_size: int = Field(64, ge=1)
     language: str | None = "en"
     task: str = "transcribe"
+    prompt: str | None = None
+    """Prompt text of audio-LLMs, holding their audio token once (None: the adapter's
+    default)."""
+    trust_remote_code: bool = False
     num_threads: int | None = Field(None, ge=1)
     """torch CPU threads for this stage (None: leave torch's setting)."""
 
@@ -74,23 +80,18 @@ def run(ctx: StageContext, opts: AsrEvalOptions) -> StageResult:
 
 
 def _run(ctx: StageContext, opts: AsrEvalOptions) -> StageResult:
-    import torch
-
     from rlhf.data import write_jsonl
-    from rlhf.policies.audio import asr_model as asr
     from rlhf.policies.audio.asr_data import read_asr_rows
+    from rlhf.policies.audio.asr_policy import stage_asr_policy
 
     rows = read_asr_rows(ctx.path(opts.data), opts.audio_column, opts.text_column)
     refs = [text for _, text in rows]
     metrics: dict[str, float] = {}
     predictions: dict[str, list[str]] = {}
     for label, spec in opts.models.items():
-        model, tokenizer, extractor = asr.load_asr(ctx.resolve(spec))
-        cache = asr.FeatureCache(extractor, size=0)
-        feats = torch.stack([cache(path) for path, _ in rows])
-        prompt = asr.decoder_prompt(tokenizer, model, opts.language, opts.task)
-        hyps = asr.transcribe(model, tokenizer, feats, prompt, opts.max_new_tokens,
-                              opts.batch_size)
+        policy = stage_asr_policy(ctx.resolve(spec), opts, 0)
+        paths = [path for path, _ in rows]
+        hyps = policy.transcribe(paths, {"audio": paths}, opts.batch_size)
         predictions[label] = hyps
         for key, value in error_rates(refs, hyps, opts.normalizer).items():
             metrics[f"eval/{label}/{key}"] = value
@@ -111,5 +112,5 @@ def _run(ctx: StageContext, opts: AsrEvalOptions) -> StageResult:
                        summary=summary)
 
 
-STAGE = StageSpec(AsrEvalOptions, run,
-                  "Held-out WER/CER of Whisper ASR models (parent-run eval/<label>/wer)")
+STAGE = StageSpec(AsrEvalOptions, run, "Held-out WER/CER of Whisper or audio-LLM ASR models "
+                  "(parent-run eval/<label>/wer)")

@@ -1,7 +1,9 @@
-"""Whisper-architecture ASR models: loading, features, decoding and teacher-forced scoring.
+"""Whisper-architecture ASR models: loading, features, decoding and teacher-forced scoring, plus
+what every ASR model shares (the feature cache, special-token suppression, the sampling loop).
 
-Shared by the ``asr_whisper`` policy adapter, the ``asr_finetune`` warm start and the ``asr_eval``
-stage, so that all three see the same features, decoder prompt and token distribution.
+Used by the ``asr_whisper`` policy adapter (and through it the ``asr_finetune`` warm start and
+the ``asr_eval`` stage), so that all three see the same features, decoder prompt and token
+distribution; :mod:`.audio_llm_model` reuses the shared parts for audio-LLMs.
 
 Shapes: N = utterances, M = mel bins, F = feature frames (fixed by the feature extractor: every
 clip is padded or cut to its ``chunk_length``), P = decoder prompt tokens (the same for every
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,18 +103,23 @@ class FeatureCache:
 
     def __init__(self, extractor: Any, size: int = 4096) -> None:
         self.extractor, self.size = extractor, size
-        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._items: OrderedDict[str, Any] = OrderedDict()
 
-    def waveform_features(self, wave: Any, sample_rate: int) -> torch.Tensor:
+    def waveform_features(self, wave: Any, sample_rate: int) -> Any:
+        """The features of one waveform, resampled to the extractor's rate first."""
         from rlhf.audio.features import resample
 
         target = int(self.extractor.sampling_rate)
         if sample_rate != target:
             wave = resample(wave, sample_rate, target)
-        out = self.extractor(wave, sampling_rate=target, return_tensors="pt")
+        return self.encode(wave, target)
+
+    def encode(self, wave: Any, sample_rate: int) -> Any:
+        """Hook: features of a waveform already at the extractor's rate (here ``[M, F]``)."""
+        out = self.extractor(wave, sampling_rate=sample_rate, return_tensors="pt")
         return out["input_features"][0].to(torch.float32)
 
-    def __call__(self, path: str) -> torch.Tensor:
+    def __call__(self, path: str) -> Any:
         from rlhf.audio.io import AudioError, read_audio
 
         key = str(path)
@@ -123,7 +130,7 @@ class FeatureCache:
         try:
             wave, sr = read_audio(key)
         except AudioError as exc:
-            raise UserError(f"ASR prompt audio: {exc}") from None
+            raise UserError(str(exc)) from None
         feats = self.waveform_features(wave, sr)
         if self.size:
             self._items[key] = feats
@@ -132,7 +139,25 @@ class FeatureCache:
         return feats
 
 
-def _mask_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+def prompt_audio(cache: FeatureCache, prompts: list[Any], columns: dict[str, list[Any]],
+                 audio_column: str) -> list[Any]:
+    """``cache``'s features of each prompt row's clip: the path in ``columns[audio_column]``,
+    else the prompt itself. A missing or unreadable file is a :class:`UserError` naming the row
+    (its prompt and column) and the path."""
+    paths = columns.get(audio_column) or [None] * len(prompts)
+    out = []
+    for i, (path, prompt) in enumerate(zip(paths, prompts, strict=True)):
+        where = (f"column {audio_column!r}" if path is not None
+                 else f"prompt (no {audio_column!r} column)")
+        try:
+            out.append(cache(str(path if path is not None else prompt)))
+        except UserError as exc:
+            raise UserError(f"ASR prompt row {i} of the batch (prompt {str(prompt)[:80]!r}), "
+                            f"{where}: {exc}") from None
+    return out
+
+
+def mask_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(~allowed.to(logits.device), MASKED)
 
 
@@ -144,14 +169,25 @@ def teacher_forced_logits(model: Any, features: torch.Tensor, prompt_ids: torch.
     ``prompt + completion[:-1]``; positions after a row's end token only see earlier tokens
     (causal decoder), so their padding cannot change the valid positions.
     """
-    decoder_ids = torch.cat([prompt_ids, completion_ids[:, :-1]], dim=1)
-    logits = model(input_features=features, decoder_input_ids=decoder_ids,
+    device = next(model.parameters()).device
+    decoder_ids = torch.cat([prompt_ids, completion_ids[:, :-1]], dim=1).to(device)
+    logits = model(input_features=features.to(device), decoder_input_ids=decoder_ids,
                    use_cache=False).logits
     p = prompt_ids.shape[1]
-    return _mask_logits(logits[:, p - 1:, :], allowed)
+    return mask_logits(logits[:, p - 1:, :], allowed)
 
 
-def _cache_keyword(model: Any) -> str:
+def callable_model(model: Any) -> Any:
+    """The module to call: a LoRA ``PeftModel``'s base (its layers hold the adapters, and
+    disabling them works on it too; PEFT's own ``forward`` would pass arguments, e.g. Whisper's
+    ``input_ids``, that the model rejects, and hides the signature :func:`cache_keyword`
+    reads), else ``model`` itself."""
+    from rlhf.models.lora import is_peft_model
+
+    return model.get_base_model() if is_peft_model(model) else model
+
+
+def cache_keyword(model: Any) -> str:
     """``cache`` (transformers >= 5.x) or ``past_key_values`` (older): the KV-cache argument."""
     import inspect
 
@@ -159,12 +195,8 @@ def _cache_keyword(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-@torch.no_grad()
-def decode(model: Any, features: torch.Tensor, prompt: list[int], eos: int,
-           allowed: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-           top_k: int = 0, top_p: float = 1.0, greedy: bool = False) -> torch.Tensor:
-    """[N, T] transcript ids, sampled (or greedy) token by token with the decoder's KV cache;
-    after a row's end token the row is filled with the end token (callers mask it)."""
+def token_sampler(top_k: int = 0, top_p: float = 1.0) -> Any:
+    """The top-k / top-p warpers of a sampling loop (``transformers`` logits processors)."""
     from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
 
     warpers = LogitsProcessorList()
@@ -172,30 +204,62 @@ def decode(model: Any, features: torch.Tensor, prompt: list[int], eos: int,
         warpers.append(TopKLogitsWarper(top_k))
     if top_p < 1.0:
         warpers.append(TopPLogitsWarper(top_p))
-    n = features.shape[0]
-    encoder_out = model.get_encoder()(input_features=features)
-    ids = torch.tensor([prompt] * n, dtype=torch.long)
-    step_ids, past = ids, None
-    done = torch.zeros(n, dtype=torch.bool)
+    return warpers
+
+
+StepFn = Callable[[torch.Tensor | None], torch.Tensor]
+"""``step(None)`` → [N, V] next-token logits after the prompt; ``step(ids [N])`` feeds one
+token per row (through the model's KV cache) and returns the logits after it."""
+
+
+@torch.no_grad()
+def sample_loop(step: StepFn, n: int, eos: int, allowed: torch.Tensor, max_new_tokens: int,
+                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                greedy: bool = False) -> torch.Tensor:
+    """[N, T] token ids (on the CPU), sampled (or greedy) from ``step``'s logits with
+    suppressed tokens masked, ``logits / temperature`` warped by top-k/top-p; after a row's end
+    token the row is filled with the end token (callers mask it). Shared by every ASR model."""
+    warpers = token_sampler(top_k, top_p)
+    logits = step(None)
+    done = torch.zeros(n, dtype=torch.bool, device=logits.device)
     out: list[torch.Tensor] = []
-    cache_kw = _cache_keyword(model)
-    for _ in range(max_new_tokens):
-        res = model(encoder_outputs=encoder_out, decoder_input_ids=step_ids, use_cache=True,
-                    **{cache_kw: past})
-        past = getattr(res, cache_kw)
-        logits = _mask_logits(res.logits[:, -1, :].float(), allowed)
+    for t in range(max_new_tokens):
+        logits = mask_logits(logits.float(), allowed)
         if greedy:
             nxt = logits.argmax(dim=-1)
         else:
-            scores = warpers(ids, logits / temperature)  # top-k/top-p read no ids
+            scores = warpers(None, logits / temperature)  # top-k/top-p read no ids
             nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
         nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
         out.append(nxt)
         done |= nxt == eos
-        if bool(done.all()):
+        if bool(done.all()) or t == max_new_tokens - 1:
             break
-        step_ids = nxt.unsqueeze(1)
-    return torch.stack(out, dim=1)
+        logits = step(nxt)
+    return torch.stack(out, dim=1).cpu()
+
+
+@torch.no_grad()
+def decode(model: Any, features: torch.Tensor, prompt: list[int], eos: int,
+           allowed: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+           top_k: int = 0, top_p: float = 1.0, greedy: bool = False) -> torch.Tensor:
+    """[N, T] transcript ids of a Whisper model (:func:`sample_loop` over the decoder's KV
+    cache; ``features`` [N, M, F] on any device, the ids come back on the CPU)."""
+    device = next(model.parameters()).device
+    encoder_out = model.get_encoder()(input_features=features.to(device))
+    cache_kw = cache_keyword(model)
+    state: dict[str, Any] = {"past": None}
+
+    def step(nxt: torch.Tensor | None) -> torch.Tensor:
+        ids = (torch.tensor([prompt] * features.shape[0], dtype=torch.long, device=device)
+               if nxt is None else nxt.unsqueeze(1))
+        res = model(encoder_outputs=encoder_out, decoder_input_ids=ids, use_cache=True,
+                    **{cache_kw: state["past"]})
+        state["past"] = getattr(res, cache_kw)
+        return res.logits[:, -1, :]
+
+    return sample_loop(step, features.shape[0], eos, allowed, max_new_tokens, temperature,
+                       top_k, top_p, greedy)
 
 
 def completion_mask(ids: torch.Tensor, eos: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,21 +271,3 @@ def completion_mask(ids: torch.Tensor, eos: int) -> tuple[torch.Tensor, torch.Te
                         torch.full((ids.shape[0],), ids.shape[1], dtype=torch.long))
     positions = torch.arange(ids.shape[1]).unsqueeze(0)
     return (positions <= first.unsqueeze(1)).float(), ~has_eos
-
-
-def transcribe(model: Any, tokenizer: Any, features: torch.Tensor, prompt: list[int],
-               max_new_tokens: int, batch_size: int = 64) -> list[str]:
-    """Greedy transcripts of ``features`` [N, M, F] (batched, no gradients)."""
-    eos = end_token(tokenizer, model)
-    allowed = allowed_mask(tokenizer, model)
-    was_training = model.training
-    model.eval()
-    texts: list[str] = []
-    for start in range(0, features.shape[0], batch_size):
-        ids = decode(model, features[start:start + batch_size], prompt, eos, allowed,
-                     max_new_tokens, greedy=True)
-        mask, _ = completion_mask(ids, eos)
-        ids = torch.where(mask.bool(), ids, torch.full_like(ids, eos))
-        texts += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-    model.train(was_training)
-    return texts

@@ -1,11 +1,14 @@
-"""Stage ``asr_finetune``: supervised warm start of a Whisper ASR model (own small loop).
+"""Stage ``asr_finetune``: supervised warm start of an ASR model (own small loop): a Whisper
+encoder-decoder or an audio-LLM (``tiny:audio-llm``, Qwen2-Audio; chosen by the checkpoint's
+model type, :func:`.asr_policy.build_asr_policy`).
 
-TRL's ``SFTTrainer`` is built for causal LMs; an encoder-decoder that reads log-mel features
-gets this loop instead: teacher-forced cross-entropy (nats per transcript token, the end token
-included) of ``transcript + end`` given the decoder prompt and the clip's features, AdamW at a
-constant learning rate, ``batch_size`` clips per step drawn from a seeded permutation per epoch.
-The loss uses the same token distribution the ``asr_whisper`` policy samples from (special
-tokens suppressed). Per-step ``train/loss`` and ``train/token_accuracy`` go to the stage's
+TRL's ``SFTTrainer`` is built for text-only causal LMs; models that read log-mel features get
+this loop instead: teacher-forced cross-entropy (nats per transcript token, the end token
+included) of ``transcript + end`` given the prompt (Whisper's decoder prompt, or the
+audio-LLM's processor prompt) and the clip's features, AdamW at a constant learning rate,
+``batch_size`` clips per step drawn from a seeded permutation per epoch. The loss uses the same
+inputs and token distribution the ``asr_whisper`` / ``asr_audio_llm`` policy samples from
+(special tokens suppressed). Per-step ``train/loss`` and ``train/token_accuracy`` go to the stage's
 MLflow run; the model is saved to ``model/`` (with tokenizer and feature extractor).
 """
 
@@ -20,7 +23,8 @@ from rlhf.stages.base import StageContext, StageOptions, StageResult, StageSpec
 
 class AsrSFTOptions(StageOptions):
     model: str = "tiny:whisper"
-    """Hub id, local path, ``tiny:whisper`` or ``@stage/model`` of a Whisper model."""
+    """Hub id, local path, ``tiny:whisper``, ``tiny:audio-llm`` or ``@stage/model`` of a Whisper
+    model or an audio-LLM."""
     train: str
     """Rows with ``audio`` (path relative to the file) and ``text``; e.g. ``@data/train.jsonl``."""
     audio_column: str = "audio"
@@ -35,6 +39,10 @@ class AsrSFTOptions(StageOptions):
     language: str | None = "en"
     """Language token of a hub Whisper tokenizer (ignored by ``tiny:whisper``)."""
     task: str = "transcribe"
+    prompt: str | None = None
+    """Prompt text of an audio-LLM, holding its audio token once (None: the adapter's
+    default); see ``asr_audio_llm``."""
+    trust_remote_code: bool = False
     log_every: int = Field(10, ge=1)
     """Steps between metric points."""
     num_threads: int | None = Field(None, ge=1)
@@ -55,18 +63,12 @@ def _run(ctx: StageContext, opts: AsrSFTOptions) -> StageResult:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeRemainingColumn)
 
-    from rlhf.policies.audio import asr_model as asr
     from rlhf.policies.audio.asr_data import read_asr_rows
+    from rlhf.policies.audio.asr_policy import stage_asr_policy
 
     rows = read_asr_rows(ctx.path(opts.train), opts.audio_column, opts.text_column)
-    model, tokenizer, extractor = asr.load_asr(ctx.resolve(opts.model))
-    prompt = asr.decoder_prompt(tokenizer, model, opts.language, opts.task)
-    eos, pad = asr.end_token(tokenizer, model), int(tokenizer.pad_token_id)
-    allowed = asr.allowed_mask(tokenizer, model)
-    cache = asr.FeatureCache(extractor, size=len(rows))
-    targets = [tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
-               for _, text in rows]
-
+    policy = stage_asr_policy(ctx.resolve(opts.model), opts, len(rows))
+    model = policy.model
     torch.manual_seed(ctx.seed)
     gen = torch.Generator().manual_seed(ctx.seed)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.learning_rate,
@@ -86,17 +88,13 @@ def _run(ctx: StageContext, opts: AsrSFTOptions) -> StageResult:
                 if not order:
                     order = torch.randperm(len(rows), generator=gen).tolist()
                 batch.append(order.pop())
-            feats = torch.stack([cache(rows[i][0]) for i in batch])
-            width = max(len(targets[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros(len(batch), width)
-            for r, i in enumerate(batch):
-                ids[r, :len(targets[i])] = torch.tensor(targets[i])
-                mask[r, :len(targets[i])] = 1.0
-            prompt_ids = torch.tensor([prompt] * len(batch), dtype=torch.long)
-            logits = asr.teacher_forced_logits(model, feats, prompt_ids, ids, allowed).float()
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids,
-                                                    reduction="none")
+            paths = [rows[i][0] for i in batch]
+            target = policy.reference_rollout(paths, {"audio": paths,
+                                                      "text": [rows[i][1] for i in batch]})
+            ids, mask = target.completion_ids, target.completion_mask
+            logits = policy.teacher_forced_logits(target).float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(logits.device),
+                                                    reduction="none").cpu()
             loss = (nll * mask).sum() / mask.sum()
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -104,13 +102,14 @@ def _run(ctx: StageContext, opts: AsrSFTOptions) -> StageResult:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), opts.max_grad_norm)
             optim.step()
             loss_value = loss.item()
-            acc = float(((logits.detach().argmax(-1) == ids).float() * mask).sum() / mask.sum())
+            acc = float(((logits.detach().argmax(-1).cpu() == ids).float() * mask).sum()
+                        / mask.sum())
             if step % opts.log_every == 0 or step == opts.steps:
                 ctx.tracker.log_metrics({"train/loss": loss_value, "train/token_accuracy": acc},
                                         step)
             progress.update(bar, completed=step, info=f"loss {loss_value:.3f}")
     seconds = time.perf_counter() - started
-    asr.save_asr(model, tokenizer, extractor, ctx.stage_dir / "model")
+    policy.save(ctx.stage_dir / "model")
     return StageResult(
         metrics={"train/loss": loss_value, "train/token_accuracy": acc, "time/train_s": seconds},
         outputs={"model": "model"},
@@ -118,5 +117,5 @@ def _run(ctx: StageContext, opts: AsrSFTOptions) -> StageResult:
                  f"token accuracy {acc:.3f}"])
 
 
-STAGE = StageSpec(AsrSFTOptions, run,
-                  "Supervised warm start of a Whisper ASR model (teacher-forced cross-entropy)")
+STAGE = StageSpec(AsrSFTOptions, run, "Supervised warm start of a Whisper or audio-LLM ASR "
+                  "model (teacher-forced cross-entropy)")

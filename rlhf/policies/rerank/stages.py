@@ -99,6 +99,10 @@ class TeacherOptions(_Block):
     max_tries: int = Field(4, ge=1)
     """Rejection sampling: traces drawn per example at most; the first whose top item is the
     target is kept."""
+    max_examples: int | None = Field(None, ge=1)
+    """Teacher budget: the teacher is asked about the first ``max_examples`` training examples
+    only (``None``: all). The RL prompts are every training example, so RL sees users that the
+    warm start never did, as when the teacher is a costly larger model."""
 
 
 class RerankDataOptions(StageOptions):
@@ -227,6 +231,8 @@ def run_data(ctx: StageContext, opts: RerankDataOptions) -> StageResult:
             continue
         row = record(e)
         rl_rows.append(row)
+        if opts.teacher.max_examples is not None and attempted >= opts.teacher.max_examples:
+            continue
         attempted += 1
         pick, used = data.teacher_trace(e, catalogue, synthetic, teacher, rng)
         tries += used

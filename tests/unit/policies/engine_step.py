@@ -13,12 +13,15 @@ from rlhf.engine.update import Batch, update
 from rlhf.policies import build_policy
 
 
-def run_engine_step(opts: Any, prompts: list[str]) -> tuple[Collected, dict[str, float]]:
-    """Build ``opts.policy`` from ``tiny:lm``, collect one batch over ``prompts`` with
-    ``opts.rewards`` and take one update; return the batch and the update's statistics."""
+def run_engine_step(opts: Any, prompts: list[str] | list[dict[str, Any]],
+                    spec: str = "tiny:lm", policy: Any = None
+                    ) -> tuple[Collected, dict[str, float]]:
+    """Build ``opts.policy`` from ``spec`` (or use ``policy``), collect one batch over
+    ``prompts`` (strings, or whole prompt rows with their columns) with ``opts.rewards`` and take
+    one update; return the batch and the update's statistics."""
     torch.manual_seed(0)
-    pol = build_policy("tiny:lm", opts.policy, need_reference=False)
-    rows = iter([{"prompt": s} for s in prompts] * 4)
+    pol = policy if policy is not None else build_policy(spec, opts.policy, need_reference=False)
+    rows = iter([p if isinstance(p, dict) else {"prompt": p} for p in prompts] * 4)
     with CompositeReward(opts.rewards) as design:
         c = collect(lambda n: [next(rows) for _ in range(n)], pol, design,
                     opts.prompts_per_step, opts.group_size, False, 1)

@@ -13,7 +13,6 @@ import torch
 from rlhf.algorithms.grpo import GRPOOptions
 from rlhf.errors import DataError
 from rlhf.policies import POLICIES, build_policy
-from rlhf.policies.audio import asr_model as asr
 from rlhf.policies.audio.asr_data import SpokenDigitsOptions, read_asr_rows
 from rlhf.policies.audio.asr_data import run as run_digits
 from rlhf.policies.audio.asr_eval import error_rates
@@ -187,17 +186,13 @@ def test_first_minibatch_ratio_is_one_and_an_update_moves_the_policy(rows):
 
 
 def test_save_and_reload_round_trip(policy, rollout, tmp_path):
-    policy.save(tmp_path / "model")
-    names = {p.name for p in (tmp_path / "model").iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer.json",
-            "preprocessor_config.json"} <= names
-    again = build_policy(str(tmp_path / "model"), options().policy, need_reference=False)
-    assert again.prompt == policy.prompt and torch.equal(again.allowed, policy.allowed)
-    torch.testing.assert_close(again.log_probs(rollout, grad=False), rollout.old_logp,
-                               atol=1e-5, rtol=0)
-    feats = torch.stack(rollout.extras["input_features"][:2])
-    assert asr.transcribe(again.model, again.tokenizer, feats, again.prompt, 7) == \
-        asr.transcribe(policy.model, policy.tokenizer, feats, policy.prompt, 7)
+    from tests.unit.policies.asr_checks import reloaded_scores_the_same
+
+    again = reloaded_scores_the_same(policy, rollout, tmp_path / "model", options(), {
+        "model.safetensors", "config.json", "tokenizer.json", "preprocessor_config.json"})
+    assert again.prompt == policy.prompt
+    prompts, columns = rollout.prompts[::2], {"audio": rollout.columns["audio"][::2]}
+    assert again.transcribe(prompts, columns) == policy.transcribe(prompts, columns)
 
 
 def test_corpus_error_rates_by_hand():
@@ -225,15 +220,13 @@ def test_bad_rows_name_the_file_line_and_field(tmp_path):
 
 
 def test_lora_policy_scores_like_its_reference_at_start_and_saves_merged(rollout, tmp_path):
-    from safetensors.torch import load_file
+    from tests.unit.policies.asr_checks import lora_starts_at_its_reference_and_saves_merged
 
-    torch.manual_seed(0)
-    pol = build_policy("tiny:whisper", options(lora={"r": 4}).policy, need_reference=True)
-    assert pol.reference_model is None  # the reference is the base with adapters disabled
-    torch.testing.assert_close(pol.log_probs(rollout, grad=False), rollout.old_logp,
-                               atol=1e-5, rtol=0)
-    torch.testing.assert_close(pol.log_probs(rollout, reference=True), rollout.old_logp,
-                               atol=1e-5, rtol=0)
-    pol.save(tmp_path / "model")
-    weights = load_file(str(tmp_path / "model" / "model.safetensors"))
-    assert not any("lora_" in k for k in weights)
+    lora_starts_at_its_reference_and_saves_merged("tiny:whisper", options(lora={"r": 4}),
+                                                  rollout, tmp_path / "model")
+
+
+def test_to_moves_model_and_reference(rollout):
+    from tests.unit.policies.asr_checks import placement_moves_model_and_reference
+
+    placement_moves_model_and_reference("tiny:whisper", options(), rollout)

@@ -52,3 +52,25 @@ def test_rerank_data_and_eval_on_an_interaction_file(tmp_path):
     for model in ("pre_rank", "base"):
         for metric in ("recall_at_1", "recall_at_5", "ndcg_at_5", "order_copy_rate"):
             assert parent[f"eval/{model}/{metric}"] == result[f"eval/{model}/{metric}"]
+
+
+def test_teacher_budget_traces_the_first_users_and_rl_sees_them_all(tmp_path):
+    """``teacher.max_examples``: only the first N training examples are sent to the teacher;
+    the RL prompts still cover every training example (users the warm start never saw)."""
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump({
+        "name": "rerank_budget", "description": "test", "seed": 0,
+        "tracking": {"enabled": False},
+        "stages": [{"name": "sids", "kind": "rerank_data",
+                    "synthetic": {"n_items": 60, "n_train_users": 40, "n_heldout_users": 4},
+                    "history_len": 2, "semantic_ids": {"codebook_size": 8},
+                    "prerank": {"n_candidates": 5, "hit_rate": 1.0},
+                    "teacher": {"max_examples": 7, "noise": 0.0}, "n_eval_prompts": 2}]}))
+    outcome = run_recipe(load_recipe(str(recipe_path)), run_dir=tmp_path / "run")
+    out = tmp_path / "run" / "sids"
+    sft = [json.loads(line) for line in (out / "sft.jsonl").open()]
+    train = [json.loads(line) for line in (out / "train.jsonl").open()]
+    assert len(train) == 40 and 1 <= len(sft) <= 7
+    first = [r["prompt"] for r in train[:7]]
+    assert all(r["prompt"] in first for r in sft)  # traces come from the budgeted users only
+    assert outcome.results["sids"].metrics["data/n_sft"] == len(sft)
