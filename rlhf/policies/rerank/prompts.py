@@ -50,19 +50,21 @@ def candidate_labels(k: int) -> list[str]:
 
 
 def build_prompt(history: list[str], candidates: list[str],
-                 info: Callable[[str], str] | None = None, labels: list[str] | None = None
-                 ) -> str:
+                 info: Callable[[str], str] | None = None, labels: list[str] | None = None,
+                 label_after: bool = False) -> str:
     """The prompt text. ``history`` and ``candidates`` are SID strings; ``labels`` (one per
     candidate) selects the ``label`` form, ``None`` the ``sid`` form; ``info(sid)`` gives an
-    item's metadata text (``None``: no metadata)."""
+    item's metadata text (``None``: no metadata); ``label_after`` writes each letter after its
+    candidate (``<sid>A<sid>B...``) instead of before it."""
     def item(sid: str) -> str:
         return f"{sid}({info(sid)})" if info else sid
 
     if labels is not None:
         if len(labels) != len(candidates):
             raise ValueError("one label per candidate")
-        listed = "".join(f"{label}{item(sid)}" for label, sid in zip(labels, candidates,
-                                                                      strict=True))
+        pairs = zip(labels, candidates, strict=True)
+        listed = "".join(f"{item(sid)}{label}" if label_after else f"{label}{item(sid)}"
+                         for label, sid in pairs)
     else:
         listed = json.dumps(candidates, separators=(",", ":"))
         if info:
@@ -84,9 +86,14 @@ def _prefix(sid: str, levels: int = 2) -> str:
     return "".join(f"<s_{'abcdefgh'[i]}_{c}>" for i, c in enumerate(code[:levels]))
 
 
-def explanation(history: list[str], pick: str) -> str:
+def explanation(history: list[str], pick: str, label: str | None = None) -> str:
     """The teacher's reasoning trace: the coarse codes of the last history item and of the item
-    it puts first (``after <s_a_3><s_b_1> comes <s_a_3><s_b_7>``)."""
+    it puts first (``after <s_a_3><s_b_1> comes <s_a_3><s_b_7>``). With ``label`` (the
+    ``label_position: after`` layout) the picked item is named by its whole SID and its letter,
+    as the prompt lists it (``after <s_a_3><s_b_1> comes <sid>C``), so that every token after
+    the first code can be copied from the candidates line."""
+    if label is not None:
+        return f"after {_prefix(history[-1])} comes {pick}{label}"
     return f"after {_prefix(history[-1])} comes {_prefix(pick)}"
 
 

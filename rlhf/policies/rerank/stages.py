@@ -120,6 +120,10 @@ class RerankDataOptions(StageOptions):
     item_ids: Literal["label", "sid"] = "label"
     """How the answer names candidates: ``label`` (the letter before each candidate's SID in the
     prompt) or ``sid`` (the SID string); see :mod:`rlhf.policies.rerank.prompts`."""
+    label_position: Literal["before", "after"] = "before"
+    """``label`` form: each candidate's letter ``before`` its SID (``A<sid>``) or ``after`` it
+    (``<sid>A``); with ``after`` the teacher's explanation names its pick by the whole SID and
+    letter, so the answer's letter is copied from the prompt rather than looked up backwards."""
     metadata: list[Literal["category", "title"]] = Field(default_factory=list)
     """Item fields shown in the prompt next to the SIDs (empty: SIDs only)."""
     n_eval_prompts: int = Field(32, ge=1)
@@ -220,7 +224,9 @@ def run_data(ctx: StageContext, opts: RerankDataOptions) -> StageResult:
         labels = candidate_labels(len(cands)) if opts.item_ids == "label" else None
         ids = labels or cands
         target = ids[e.candidates.index(e.target)] if e.hit else sids.sid(e.target)
-        return {"prompt": build_prompt(hist, cands, describe, labels), "candidates": ids,
+        prompt = build_prompt(hist, cands, describe, labels,
+                              label_after=opts.label_position == "after")
+        return {"prompt": prompt, "candidates": ids,
                 "target": target, "user": e.user, "target_item": e.target,
                 "candidate_items": list(e.candidates), "hit": e.hit}
 
@@ -238,9 +244,11 @@ def run_data(ctx: StageContext, opts: RerankDataOptions) -> StageResult:
         tries += used
         if pick is not None:
             pick_id = row["candidates"][e.candidates.index(pick)]
+            copied = pick_id if opts.label_position == "after" and opts.item_ids == "label" \
+                else None
             answer = format_answer(data.promote(row["candidates"], pick_id),
                                    explanation([sids.sid(i) for i in e.history],
-                                               sids.sid(pick)))
+                                               sids.sid(pick), copied))
             sft_rows.append({"prompt": row["prompt"], "completion": answer})
     if not rl_rows or not sft_rows:
         raise UserError("no training example holds its target among the candidates (or the "

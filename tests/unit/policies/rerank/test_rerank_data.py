@@ -147,6 +147,9 @@ def test_prompt_lists_history_and_labelled_candidates():
     assert find_sids(lines[1]) == SIDS
     with_meta = build_prompt(SIDS[:1], SIDS[:2], info=lambda s: "cat" + s[-15], labels=["A", "B"])
     assert with_meta.splitlines()[0].endswith(")") and "(cat" in with_meta
+    after = build_prompt(SIDS[:3], SIDS[:3], labels=labels[:3], label_after=True)
+    assert after.splitlines()[1] == "Candidates: " + "".join(
+        f"{s}{lab}" for lab, s in zip(labels, SIDS[:3], strict=False))
     sid_form = build_prompt(SIDS[:1], SIDS[:2])
     assert sid_form.splitlines()[1] == "Candidates: " + json.dumps(SIDS[:2], separators=(",", ":"))
     with pytest.raises(ValueError):
@@ -157,6 +160,8 @@ def test_answers_are_scored_by_the_rerank_rewards():
     labels = candidate_labels(10)
     expl = explanation(SIDS[:3], SIDS[4])
     assert expl == "after <s_a_2><s_b_3> comes <s_a_4><s_b_5>"
+    copied = explanation(SIDS[:3], SIDS[4], "E")  # label_position: after names SID + letter
+    assert copied == f"after <s_a_2><s_b_3> comes {SIDS[4]}E" and find_sids(copied) == [SIDS[4]]
     promoted = data.promote(labels, "E")
     answer = format_answer(promoted, expl)
     assert parse_recommendations(answer) == promoted
