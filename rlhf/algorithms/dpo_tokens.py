@@ -135,7 +135,7 @@ def _patch(model: Any, layout: Any) -> None:
     import torch
     from trl.trainer.utils import FusedCausalLMOutput
 
-    from rlhf.policies.audio.codec_tts import MASKED
+    from rlhf.policies.text import MASKED
 
     fused = model.forward  # TRL's patched forward (its non-fused branch is the original)
 

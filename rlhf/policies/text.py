@@ -56,6 +56,24 @@ class TextPolicyOptions(BaseModel):
         return self
 
 
+MASKED = -1e9
+"""Score-time logit of a token outside an adapter's allowed set (finite: 0 * it stays 0)."""
+
+
+class _AllowedOnly:
+    """Logits processor for ``generate``: -inf outside ``allowed(1, step)[0]`` at each step
+    (``step`` counts completion tokens; the first call sees the left-padded prompt)."""
+
+    def __init__(self, allowed: Any) -> None:
+        self.allowed, self.start = allowed, None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        mask = self.allowed(1, input_ids.shape[1] - self.start)[0, :scores.shape[-1]]
+        return scores.masked_fill(~mask.to(scores.device), float("-inf"))
+
+
 class TextPolicy(ModelPlacement, LogitsScoring):
     """A causal LM as a policy. ``need_reference`` keeps a frozen reference for KL terms."""
 
@@ -81,9 +99,19 @@ class TextPolicy(ModelPlacement, LogitsScoring):
         before the reference copy and LoRA are made."""
         return model
 
+    def _allowed(self, length: int, start: int = 0) -> torch.Tensor | None:
+        """Hook for adapters that restrict the vocabulary: bool ``[length, V]``, the tokens
+        allowed at completion positions ``start .. start + length - 1`` (``None``: all). Sampling
+        and scoring both use it, so the policy scores the distribution it samples from."""
+        return None
+
     def _generate_kwargs(self) -> dict[str, Any]:
-        """Hook for adapters: extra keyword arguments of ``model.generate``."""
-        return {}
+        """Extra keyword arguments of ``model.generate``: the :meth:`_allowed` restriction."""
+        if self._allowed(1) is None:
+            return {}
+        from transformers import LogitsProcessorList
+
+        return {"logits_processor": LogitsProcessorList([_AllowedOnly(self._allowed)])}
 
     # -- prompts ---------------------------------------------------------------------------------
     def prompt_text(self, prompt: Any) -> str:
@@ -140,7 +168,11 @@ class TextPolicy(ModelPlacement, LogitsScoring):
         position_ids = (attn.cumsum(dim=1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids).logits
         p = rollout.prompt_ids.shape[1]
-        return logits[:, p - 1:-1, :] / self.options.sampling.temperature
+        logits = logits[:, p - 1:-1, :] / self.options.sampling.temperature
+        allowed = self._allowed(logits.shape[1])
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed[:, :logits.shape[-1]].to(logits.device), MASKED)
+        return logits
 
     def save(self, path: Path) -> None:
         from rlhf.models import save_model

@@ -44,8 +44,6 @@ from rlhf.policies.text import TextPolicy
 
 AUDIO_START = "<|audio_start|>"
 AUDIO_END = "<|audio_end|>"
-MASKED = -1e9
-"""Logit of tokens outside the layout at a position (finite: entropies stay finite)."""
 LAYOUT_FILE = "codec_tts.json"
 """Written next to a saved policy: what :class:`LayoutMask` needs."""
 INIT_SEED = 7919
@@ -101,19 +99,6 @@ def load_layout(model_dir: str | Path) -> LayoutMask | None:
                       d["min_frames"])
 
 
-class _LayoutProcessor:
-    """Logits processor for ``generate``: -inf outside the layout at each step."""
-
-    def __init__(self, layout: LayoutMask) -> None:
-        self.layout, self.start = layout, None
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if self.start is None:
-            self.start = input_ids.shape[1]  # the (left-padded) prompt length
-        allowed = self.layout.mask(1, input_ids.shape[1] - self.start)[0, :scores.shape[-1]]
-        return scores.masked_fill(~allowed.to(scores.device), float("-inf"))
-
-
 class CodecTTSPolicy(TextPolicy):
     """A causal LM writing codec tokens, decoded to speech by a codec (module docstring)."""
 
@@ -148,18 +133,11 @@ class CodecTTSPolicy(TextPolicy):
                                  self.codec_options.min_frames)
         return model
 
-    def _generate_kwargs(self) -> dict[str, Any]:
-        from transformers import LogitsProcessorList
-
-        return {"logits_processor": LogitsProcessorList([_LayoutProcessor(self.layout)])}
+    def _allowed(self, length: int, start: int = 0) -> torch.Tensor:
+        return self.layout.mask(length, start)
 
     def prompt_text(self, prompt: Any) -> str:
         return f"{prompt}{AUDIO_START}"
-
-    def _logits(self, model: Any, rollout: Rollout) -> torch.Tensor:
-        logits = super()._logits(model, rollout)
-        allowed = self.layout.mask(logits.shape[1])[:, :logits.shape[-1]]
-        return logits.masked_fill(~allowed.to(logits.device), MASKED)
 
     def save(self, path: Path) -> None:
         super().save(path)

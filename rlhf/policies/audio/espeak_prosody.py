@@ -40,8 +40,6 @@ from rlhf.policies.text import TextPolicy
 
 SPEAK = "<speak>"
 """Token that ends the LM's input (the sentence) and starts the controls."""
-MASKED = -1e9
-"""Logit given to tokens outside the control set (finite, so entropies stay finite)."""
 
 
 class ProsodyOptions(BaseModel):
@@ -124,16 +122,6 @@ def to_ssml(sentence: str, plan: Prosody, pause_ms: int) -> str:
     return "<speak>" + " ".join(parts) + "</speak>"
 
 
-class _AllowOnly:
-    """Logits processor for ``generate``: every token outside ``allowed`` gets -inf."""
-
-    def __init__(self, allowed: torch.Tensor) -> None:
-        self.allowed = allowed
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        return scores.masked_fill(~self.allowed.to(scores.device), float("-inf"))
-
-
 class EspeakProsodyPolicy(TextPolicy):
     """A causal LM that writes prosody controls, spoken by eSpeak NG (module docstring)."""
 
@@ -161,17 +149,11 @@ class EspeakProsodyPolicy(TextPolicy):
         self.allowed = allowed
         return model
 
-    def _generate_kwargs(self) -> dict[str, Any]:
-        from transformers import LogitsProcessorList
-
-        return {"logits_processor": LogitsProcessorList([_AllowOnly(self.allowed)])}
+    def _allowed(self, length: int, start: int = 0) -> torch.Tensor:
+        return self.allowed.expand(length, -1)
 
     def prompt_text(self, prompt: Any) -> str:
         return f"{prompt} {SPEAK}"
-
-    def _logits(self, model: Any, rollout: Rollout) -> torch.Tensor:
-        logits = super()._logits(model, rollout)
-        return logits.masked_fill(~self.allowed.to(logits.device), MASKED)
 
     # -- sampling and rendering ------------------------------------------------------------------
     def controls_of(self, ids: list[int]) -> list[str]:

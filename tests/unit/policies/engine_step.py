@@ -32,3 +32,13 @@ def run_engine_step(opts: Any, prompts: list[str] | list[dict[str, Any]],
     stats = update(pol, Batch(c.rollout, adv, c.rollout.completion_mask.clone()), opts, opt,
                    sched, torch.Generator().manual_seed(0), 0.0)
     return c, stats
+
+
+def assert_scores_its_own_samples(policy: Any, rollout: Any) -> None:
+    """The adapter's log-probs of a fresh rollout carry gradients and equal the sampling-time
+    ``old_logp`` (within 1e-5), and so does its frozen reference at the start of training."""
+    logp = policy.log_probs(rollout)
+    assert logp.requires_grad
+    torch.testing.assert_close(logp.detach(), rollout.old_logp, atol=1e-5, rtol=0)
+    torch.testing.assert_close(policy.log_probs(rollout, reference=True), rollout.old_logp,
+                               atol=1e-5, rtol=0)
