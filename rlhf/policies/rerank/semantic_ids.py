@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from rlhf.errors import UserError
+
 SID_BEGIN, SID_END = "<|sid_begin|>", "<|sid_end|>"
 LEVEL_NAMES = "abcdefgh"
 SIDS_FILE = "semantic_ids.json"
@@ -148,8 +150,9 @@ def resolve_collisions(codes: np.ndarray, last_residuals: np.ndarray, last_codeb
         for i in members[1:]:
             free = [c for c in np.argsort(dist[i], kind="stable") if int(c) not in used[prefix]]
             if not free:
-                raise ValueError(f"semantic-ID prefix {prefix} holds more than {size} items: "
-                                 "raise codebook_size (or levels) to make the IDs unique")
+                raise UserError(f"semantic IDs: prefix {prefix} holds more than {size} items, so "
+                                "the IDs cannot be made unique: raise semantic_ids.codebook_size "
+                                "(or semantic_ids.levels)")
             codes[i, -1] = int(free[0])
             used[prefix].add(int(free[0]))
             moved += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rlhf.errors import UserError
 from rlhf.policies.rerank.data import SyntheticConfig, synthetic_catalogue
 from rlhf.policies.rerank.semantic_ids import (
     SID_BEGIN, SID_END, ResidualQuantizer, SemanticIDs, add_sid_tokens, build_semantic_ids,
@@ -76,8 +77,10 @@ def test_collision_resolution_by_hand():
 
 
 def test_collision_resolution_fails_when_a_prefix_is_full():
+    """A user's codebook too small for the catalogue: a UserError naming the option to raise."""
     codes = np.zeros((3, 2), dtype=int)
-    with pytest.raises(ValueError, match="raise codebook_size"):
+    with pytest.raises(UserError, match=r"prefix \(0,\) holds more than 2 items.*"
+                                        r"raise semantic_ids.codebook_size"):
         resolve_collisions(codes, np.zeros((3, 1)), np.array([[0.0], [1.0]]))
 
 
