@@ -109,7 +109,10 @@ class StepReporter:
         if o.log_completions_every and step % o.log_completions_every == 0:
             self._completion_table(step, c)
         if self.progress is not None:
-            info = f"reward {metrics.get('train/reward_mean', math.nan):+.3f}"
+            mean = metrics.get("train/reward_mean", math.nan)
+            # n/a: no sample kept this step (dynamic sampling found no group with a reward
+            # spread) or none was scored
+            info = "reward n/a" if math.isnan(mean) else f"reward {mean:+.3f}"
             self.progress.update(self.task, completed=step, info=info)
         return metrics
 
