@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import json
 
-from mlflow.tracking import MlflowClient
-
 from rlhf.policies.emphasis.spans import segment, strip_tags
-from rlhf.recipe import load_recipe
-from rlhf.recipe.runner import run_recipe
+from tests.recipes.shipped import assert_on_parent_run, run_shipped
 
 SETTINGS = ("none", "random", "actor", "actor_transfer")
 
 
 def test_emphasis_actor_helps_the_solver_on_held_out_questions(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    recipe = load_recipe("emphasis_hilight", [f"tracking.uri={uri}"])
-    outcome = run_recipe(recipe, run_dir=tmp_path / "run")
+    outcome = run_shipped("emphasis_hilight", tmp_path)
     m = outcome.results["eval"].metrics
     em = {s: m[f"eval/{s}/exact_match"] for s in (*SETTINGS, "none_transfer", "actor_before")}
     print("\nheld-out exact match: " + ", ".join(f"{k} {v:.3f}" for k, v in em.items()))
@@ -32,10 +27,8 @@ def test_emphasis_actor_helps_the_solver_on_held_out_questions(tmp_path):
     rl = outcome.results["rl"].metrics
     assert rl["eval/reward_after"] >= rl["eval/reward_before"] + 0.2
 
-    parent = MlflowClient(uri).get_run(outcome.parent_run_id).data.metrics
-    for setting in SETTINGS:
-        for metric in ("exact_match", "f1"):
-            assert parent[f"eval/{setting}/{metric}"] == m[f"eval/{setting}/{metric}"]
+    assert_on_parent_run(outcome, "eval", [f"eval/{setting}/{metric}" for setting in SETTINGS
+                                           for metric in ("exact_match", "f1")])
 
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "data" / "eval.jsonl")
                                     .read_text().splitlines())}

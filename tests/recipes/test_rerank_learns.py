@@ -11,18 +11,13 @@ SFT 0.670 / 0.805, DAPO 0.745 / 0.839. The margins below hold for both seeds."""
 
 from __future__ import annotations
 
-from mlflow.tracking import MlflowClient
-
-from rlhf.recipe import load_recipe
-from rlhf.recipe.runner import run_recipe
+from tests.recipes.shipped import assert_on_parent_run, run_shipped
 
 METRICS = ("recall_at_1", "recall_at_5", "ndcg_at_5", "order_copy_rate")
 
 
 def test_gr2_dapo_beats_sft_beats_the_pre_ranker_on_held_out_users(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    recipe = load_recipe("rerank_gr2_budget", [f"tracking.uri={uri}"])
-    outcome = run_recipe(recipe, run_dir=tmp_path / "run")
+    outcome = run_shipped("rerank_gr2_budget", tmp_path)
     m = outcome.results["eval"].metrics
     print("\nheld-out: " + "; ".join(
         f"{model} " + ", ".join(f"{k} {m[f'eval/{model}/{k}']:.3f}" for k in METRICS)
@@ -41,7 +36,5 @@ def test_gr2_dapo_beats_sft_beats_the_pre_ranker_on_held_out_users(tmp_path):
     assert rl["ndcg_at_5"] >= sft["ndcg_at_5"] + 0.01          # measured 0.791 vs 0.775
     assert rl["order_copy_rate"] <= 0.6
 
-    parent = MlflowClient(uri).get_run(outcome.parent_run_id).data.metrics
-    for model in ("pre_rank", "sft", "rl"):
-        for metric in METRICS:
-            assert parent[f"eval/{model}/{metric}"] == m[f"eval/{model}/{metric}"]
+    assert_on_parent_run(outcome, "eval", [f"eval/{model}/{metric}" for metric in METRICS
+                                           for model in ("pre_rank", "sft", "rl")])
